@@ -1,0 +1,74 @@
+// Command manager runs the opsmith controllers.
+package main
+
+import (
+	"flag"
+	"os"
+	"strings"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"opsmith.io/opsmith/internal/manager"
+)
+
+func main() {
+	o := manager.DefaultOptions()
+	var controllers, namespaces string
+	flag.StringVar(&controllers, "controllers", strings.Join(o.Controllers, ","),
+		"comma-separated controllers to run; known: "+strings.Join(manager.Controllers(), ", "))
+	flag.StringVar(&namespaces, "namespaces", "",
+		"comma-separated namespaces to watch; empty watches all namespaces")
+	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr,
+		`address of the metrics endpoint; "0" disables it`)
+	flag.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure,
+		"serve metrics over HTTPS, allowing only callers authorized to get /metrics")
+	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr,
+		`address of the /healthz and /readyz endpoints; "0" disables them`)
+	flag.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection,
+		"elect a leader so that only one replica reconciles")
+	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",
+		"namespace of the leader election Lease; defaults to the pod's namespace")
+	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles,
+		"reconciles each controller runs in parallel")
+	flag.DurationVar(&o.SyncPeriod, "sync-period", o.SyncPeriod,
+		"how often every object is reconciled again even without a change")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+	o.Controllers = splitList(controllers)
+	o.Namespaces = splitList(namespaces)
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "loading kubeconfig")
+		os.Exit(1)
+	}
+	mgr, err := manager.New(cfg, o)
+	if err != nil {
+		log.Error(err, "creating manager")
+		os.Exit(1)
+	}
+	log.Info("starting manager", "controllers", o.Controllers, "namespaces", o.Namespaces,
+		"leaderElection", o.LeaderElection)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "running manager")
+		os.Exit(1)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	if out == nil {
+		return []string{}
+	}
+	return out
+}

@@ -1,0 +1,398 @@
+package appservice_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+	"opsmith.io/opsmith/internal/controller/appservice"
+	"opsmith.io/opsmith/test/testbed"
+)
+
+const (
+	timeout = 20 * time.Second
+	tick    = 100 * time.Millisecond
+)
+
+// eventually polls cond until it returns nil or the timeout passes.
+func eventually(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
+		}
+		time.Sleep(tick)
+	}
+}
+
+func newAppService(ns, name string) *appsv1alpha1.AppService {
+	return &appsv1alpha1.AppService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1alpha1.AppServiceSpec{
+			Size:  ptr.To[int32](2),
+			Image: "nginx:1.7.9",
+			Ports: []appsv1alpha1.AppServicePort{{Port: 80, TargetPort: 8080}},
+		},
+	}
+}
+
+func get[T client.Object](t *testing.T, ns, name string, obj T) T {
+	t.Helper()
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
+		t.Fatalf("getting %T %s/%s: %v", obj, ns, name, err)
+	}
+	return obj
+}
+
+// createAndWait creates the AppService and waits for its Deployment and
+// Service.
+func createAndWait(t *testing.T, as *appsv1alpha1.AppService) (*appsv1.Deployment, *corev1.Service) {
+	t.Helper()
+	ctx := context.Background()
+	if err := k8s.Create(ctx, as); err != nil {
+		t.Fatalf("creating AppService: %v", err)
+	}
+	dep, svc := &appsv1.Deployment{}, &corev1.Service{}
+	key := client.ObjectKeyFromObject(as)
+	eventually(t, "Deployment and Service created", func() error {
+		if err := k8s.Get(ctx, key, dep); err != nil {
+			return err
+		}
+		return k8s.Get(ctx, key, svc)
+	})
+	return dep, svc
+}
+
+// markDeploymentReady writes the Deployment status a Deployment controller
+// would write once every pod of the current spec is available.
+func markDeploymentReady(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, "Deployment status written", func() error {
+		dep := &appsv1.Deployment{}
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, dep); err != nil {
+			return err
+		}
+		n := ptr.Deref(dep.Spec.Replicas, 1)
+		dep.Status = appsv1.DeploymentStatus{
+			ObservedGeneration: dep.Generation,
+			Replicas:           n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+		}
+		return k8s.Status().Update(context.Background(), dep)
+	})
+}
+
+func condition(as *appsv1alpha1.AppService, typ string) metav1.Condition {
+	if c := meta.FindStatusCondition(as.Status.Conditions, typ); c != nil {
+		return *c
+	}
+	return metav1.Condition{}
+}
+
+func TestCreatesDeploymentAndService(t *testing.T) {
+	ns := testbed.Namespace(t, k8s)
+	as := newAppService(ns, "web")
+	as.Spec.Ports = []appsv1alpha1.AppServicePort{
+		{Port: 80, TargetPort: 8080, NodePort: 30180},
+		{Name: "metrics", Port: 9090},
+	}
+	dep, svc := createAndWait(t, as)
+
+	if got := ptr.Deref(dep.Spec.Replicas, -1); got != 2 {
+		t.Errorf("Deployment replicas = %d, want 2", got)
+	}
+	ctr := dep.Spec.Template.Spec.Containers[0]
+	if ctr.Image != "nginx:1.7.9" {
+		t.Errorf("image = %q", ctr.Image)
+	}
+	if len(ctr.Ports) != 2 || ctr.Ports[0].ContainerPort != 8080 || ctr.Ports[1].ContainerPort != 9090 {
+		t.Errorf("container ports = %+v, want 8080 and 9090", ctr.Ports)
+	}
+	if ctr.ReadinessProbe == nil || ctr.ReadinessProbe.TCPSocket.Port.IntValue() != 8080 {
+		t.Errorf("readiness probe = %+v, want TCP 8080", ctr.ReadinessProbe)
+	}
+	for _, obj := range []client.Object{dep, svc} {
+		ref := metav1.GetControllerOf(obj)
+		if ref == nil || ref.UID != as.UID || ref.Kind != "AppService" {
+			t.Errorf("%T controller reference = %+v, want AppService %s", obj, ref, as.UID)
+		}
+		if obj.GetLabels()[appservice.LabelManagedBy] != "opsmith" {
+			t.Errorf("%T labels = %v", obj, obj.GetLabels())
+		}
+	}
+	if svc.Spec.Type != corev1.ServiceTypeNodePort {
+		t.Errorf("Service type = %s", svc.Spec.Type)
+	}
+	want := map[string][3]int32{"tcp-80": {80, 8080, 30180}, "metrics": {9090, 9090, 0}}
+	for _, p := range svc.Spec.Ports {
+		w, ok := want[p.Name]
+		if !ok || p.Port != w[0] || p.TargetPort.IntVal != w[1] || (w[2] != 0 && p.NodePort != w[2]) || p.NodePort == 0 {
+			t.Errorf("Service port %+v not as wanted %v", p, want)
+		}
+	}
+
+	eventually(t, "status reports the rollout", func() error {
+		got := get(t, ns, "web", &appsv1alpha1.AppService{})
+		av, pr := condition(got, appsv1alpha1.ConditionAvailable), condition(got, appsv1alpha1.ConditionProgressing)
+		if got.Status.ObservedGeneration != got.Generation || av.Status != metav1.ConditionFalse ||
+			pr.Status != metav1.ConditionTrue || av.Message != "0 of 2 pods are ready" {
+			return fmt.Errorf("status = %+v", got.Status)
+		}
+		return nil
+	})
+	eventually(t, "Created events recorded", func() error {
+		evs := &eventsv1.EventList{}
+		if err := k8s.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		created := 0
+		for _, e := range evs.Items {
+			if e.Regarding.Name == "web" && e.Reason == "Created" {
+				created++
+			}
+		}
+		if created != 2 {
+			return fmt.Errorf("%d Created events, want 2 (Deployment, Service): %+v", created, evs.Items)
+		}
+		return nil
+	})
+}
+
+func TestStatusFollowsDeployment(t *testing.T) {
+	ns := testbed.Namespace(t, k8s)
+	createAndWait(t, newAppService(ns, "web"))
+	markDeploymentReady(t, ns, "web")
+	eventually(t, "AppService Available", func() error {
+		got := get(t, ns, "web", &appsv1alpha1.AppService{})
+		av, pr := condition(got, appsv1alpha1.ConditionAvailable), condition(got, appsv1alpha1.ConditionProgressing)
+		if got.Status.ReadyReplicas != 2 || got.Status.Replicas != 2 ||
+			av.Status != metav1.ConditionTrue || pr.Status != metav1.ConditionFalse || pr.Reason != appservice.ReasonRolloutComplete {
+			return fmt.Errorf("status = %+v", got.Status)
+		}
+		return nil
+	})
+
+	// A Deployment that stopped making progress is reported, with the
+	// Deployment controller's message.
+	dep := get(t, ns, "web", &appsv1.Deployment{})
+	dep.Status.ReadyReplicas, dep.Status.AvailableReplicas = 1, 1
+	dep.Status.Conditions = []appsv1.DeploymentCondition{{
+		Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
+		Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "web-1" has timed out progressing.`,
+	}}
+	if err := k8s.Status().Update(context.Background(), dep); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "stuck rollout reported", func() error {
+		got := get(t, ns, "web", &appsv1alpha1.AppService{})
+		pr := condition(got, appsv1alpha1.ConditionProgressing)
+		av := condition(got, appsv1alpha1.ConditionAvailable)
+		if pr.Reason != appservice.ReasonRolloutStuck || pr.Message != `ReplicaSet "web-1" has timed out progressing.` ||
+			av.Status != metav1.ConditionFalse || av.Message != "1 of 2 pods are ready" {
+			return fmt.Errorf("conditions = %+v", got.Status.Conditions)
+		}
+		return nil
+	})
+}
+
+func TestDriftIsRepaired(t *testing.T) {
+	ctx := context.Background()
+	ns := testbed.Namespace(t, k8s)
+	_, svc := createAndWait(t, newAppService(ns, "web"))
+
+	// A deleted Service comes back.
+	if err := k8s.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Service recreated", func() error {
+		got := &corev1.Service{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(svc), got); err != nil {
+			return err
+		}
+		if got.UID == svc.UID {
+			return fmt.Errorf("still the old Service")
+		}
+		return nil
+	})
+
+	// Replicas and image changed by hand are restored.
+	dep := get(t, ns, "web", &appsv1.Deployment{})
+	dep.Spec.Replicas = ptr.To[int32](7)
+	dep.Spec.Template.Spec.Containers[0].Image = "nginx:hacked"
+	if err := k8s.Update(ctx, dep, client.FieldOwner("someone-by-hand")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Deployment restored", func() error {
+		got := get(t, ns, "web", &appsv1.Deployment{})
+		if r := ptr.Deref(got.Spec.Replicas, 0); r != 2 || got.Spec.Template.Spec.Containers[0].Image != "nginx:1.7.9" {
+			return fmt.Errorf("replicas %d image %s", r, got.Spec.Template.Spec.Containers[0].Image)
+		}
+		return nil
+	})
+
+	// A Service port removed by hand comes back.
+	svc = get(t, ns, "web", &corev1.Service{})
+	svc.Spec.Ports[0].TargetPort.IntVal = 1234
+	if err := k8s.Update(ctx, svc, client.FieldOwner("someone-by-hand")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Service port restored", func() error {
+		got := get(t, ns, "web", &corev1.Service{})
+		if got.Spec.Ports[0].TargetPort.IntVal != 8080 {
+			return fmt.Errorf("targetPort %v", got.Spec.Ports[0].TargetPort)
+		}
+		return nil
+	})
+}
+
+func TestSpecChangesRollOut(t *testing.T) {
+	ctx := context.Background()
+	ns := testbed.Namespace(t, k8s)
+	as := newAppService(ns, "web")
+	as.Spec.Envs = []corev1.EnvVar{
+		{Name: "MODE", Value: "blue"},
+		{Name: "POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+	}
+	as.Spec.Resources = corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+	}
+	dep, _ := createAndWait(t, as)
+	ctr := dep.Spec.Template.Spec.Containers[0]
+	if len(ctr.Env) != 2 || ctr.Env[1].ValueFrom == nil || ctr.Env[1].ValueFrom.FieldRef.FieldPath != "metadata.name" {
+		t.Errorf("env = %+v", ctr.Env)
+	}
+	if ctr.Resources.Requests.Cpu().String() != "100m" || ctr.Resources.Limits.Memory().String() != "128Mi" {
+		t.Errorf("resources = %+v", ctr.Resources)
+	}
+
+	// New image, new size, one env var fewer, no resources: all follow.
+	get(t, ns, "web", as)
+	as.Spec.Image = "nginx:1.8.0"
+	as.Spec.Size = ptr.To[int32](4)
+	as.Spec.Envs = as.Spec.Envs[:1]
+	as.Spec.Resources = corev1.ResourceRequirements{}
+	if err := k8s.Update(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Deployment follows the spec", func() error {
+		got := get(t, ns, "web", &appsv1.Deployment{})
+		c := got.Spec.Template.Spec.Containers[0]
+		if ptr.Deref(got.Spec.Replicas, 0) != 4 || c.Image != "nginx:1.8.0" || len(c.Env) != 1 ||
+			len(c.Resources.Requests)+len(c.Resources.Limits) != 0 {
+			return fmt.Errorf("replicas %d container %+v", ptr.Deref(got.Spec.Replicas, 0), c)
+		}
+		return nil
+	})
+
+	// Ports removed from the spec leave the Service.
+	get(t, ns, "web", as)
+	as.Spec.Ports = []appsv1alpha1.AppServicePort{{Port: 443, TargetPort: 8443}}
+	if err := k8s.Update(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Service follows the ports", func() error {
+		got := get(t, ns, "web", &corev1.Service{})
+		if len(got.Spec.Ports) != 1 || got.Spec.Ports[0].Port != 443 {
+			return fmt.Errorf("ports %+v", got.Spec.Ports)
+		}
+		return nil
+	})
+}
+
+// TestIdleReconcileWritesNothing proves that a converged AppService costs no
+// write: for 30 s the manager keeps reconciling it (every syncPeriod) and
+// neither the AppService nor its children change, and the manager sends no
+// write request at all.
+func TestIdleReconcileWritesNothing(t *testing.T) {
+	ns := testbed.Namespace(t, k8s)
+	createAndWait(t, newAppService(ns, "idle"))
+	markDeploymentReady(t, ns, "idle")
+	eventually(t, "AppService Available", func() error {
+		got := get(t, ns, "idle", &appsv1alpha1.AppService{})
+		if condition(got, appsv1alpha1.ConditionAvailable).Status != metav1.ConditionTrue {
+			return fmt.Errorf("status = %+v", got.Status)
+		}
+		return nil
+	})
+	// Let events and status writes of other tests' objects settle out of
+	// the way: this test runs alone (not in parallel).
+	time.Sleep(2 * syncPeriod)
+
+	versions := func() [3]string {
+		return [3]string{
+			get(t, ns, "idle", &appsv1alpha1.AppService{}).ResourceVersion,
+			get(t, ns, "idle", &appsv1.Deployment{}).ResourceVersion,
+			get(t, ns, "idle", &corev1.Service{}).ResourceVersion,
+		}
+	}
+	before := versions()
+	reconcilesBefore := reconcileCount(t)
+	writesBefore := managerWrites.Load()
+
+	time.Sleep(30 * time.Second)
+
+	if after := versions(); after != before {
+		t.Errorf("resourceVersions changed while idle: %v -> %v", before, after)
+	}
+	if n := reconcileCount(t) - reconcilesBefore; n < 5 {
+		t.Errorf("only %v reconciles in 30s; the test must see the controller keep reconciling", n)
+	}
+	if w := managerWrites.Load() - writesBefore; w != 0 {
+		t.Errorf("manager sent %d write requests while every AppService was converged", w)
+	}
+}
+
+func TestRefusesToTakeOverForeignObjects(t *testing.T) {
+	ctx := context.Background()
+	ns := testbed.Namespace(t, k8s)
+	foreign := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "theirs"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "theirs"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "theirs:1"}}},
+			},
+		},
+	}
+	if err := k8s.Create(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	as := newAppService(ns, "web")
+	if err := k8s.Create(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "name conflict reported", func() error {
+		got := get(t, ns, "web", &appsv1alpha1.AppService{})
+		pr := condition(got, appsv1alpha1.ConditionProgressing)
+		if pr.Reason != appservice.ReasonNameConflict {
+			return fmt.Errorf("Progressing = %+v", pr)
+		}
+		return nil
+	})
+	got := get(t, ns, "web", &appsv1.Deployment{})
+	if got.Spec.Template.Spec.Containers[0].Image != "theirs:1" || len(got.OwnerReferences) != 0 {
+		t.Errorf("foreign Deployment was modified: %+v", got)
+	}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &corev1.Service{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Service created although the Deployment is blocked: %v", err)
+	}
+}

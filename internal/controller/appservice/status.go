@@ -1,0 +1,112 @@
+package appservice
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+)
+
+// Condition reasons.
+const (
+	ReasonAllReplicasReady  = "AllReplicasReady"
+	ReasonScaledToZero      = "ScaledToZero"
+	ReasonReplicasNotReady  = "ReplicasNotReady"
+	ReasonCreating          = "Creating"
+	ReasonRollingOut        = "RollingOut"
+	ReasonRolloutComplete   = "RolloutComplete"
+	ReasonRolloutStuck      = "ProgressDeadlineExceeded"
+	ReasonNameConflict      = "NameConflict"
+	ReasonApplyFailed       = "ApplyFailed"
+	deploymentProgressStuck = "ProgressDeadlineExceeded"
+)
+
+// blocked describes why the operator could not write the children it wants;
+// it is reported in the Progressing condition.
+type blocked struct {
+	reason  string
+	message string
+}
+
+// computeStatus derives the AppService status from the observed Deployment
+// (nil when it does not exist yet) and from a blocking problem, if any. It
+// starts from the current status so that condition transition times are kept
+// when nothing changed.
+func computeStatus(as *appsv1alpha1.AppService, dep *appsv1.Deployment, stuck *blocked) appsv1alpha1.AppServiceStatus {
+	st := *as.Status.DeepCopy()
+	st.ObservedGeneration = as.Generation
+	size := ptr.Deref(as.Spec.Size, 0)
+
+	if dep == nil {
+		st.Replicas, st.ReadyReplicas = 0, 0
+	} else {
+		st.Replicas, st.ReadyReplicas = dep.Status.Replicas, dep.Status.ReadyReplicas
+	}
+	setAvailable(&st, as, dep, size)
+	setProgressing(&st, as, dep, size, stuck)
+	return st
+}
+
+// setAvailable sets Available: True when every requested pod is ready.
+func setAvailable(st *appsv1alpha1.AppServiceStatus, as *appsv1alpha1.AppService, dep *appsv1.Deployment, size int32) {
+	c := metav1.Condition{Type: appsv1alpha1.ConditionAvailable, ObservedGeneration: as.Generation}
+	switch {
+	case dep == nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonCreating, "the Deployment does not exist yet"
+	case size == 0:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonScaledToZero, "size is 0: no pods are requested"
+	case dep.Status.ReadyReplicas >= size:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonAllReplicasReady
+		c.Message = fmt.Sprintf("%d of %d pods are ready", dep.Status.ReadyReplicas, size)
+	default:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonReplicasNotReady
+		c.Message = fmt.Sprintf("%d of %d pods are ready", dep.Status.ReadyReplicas, size)
+	}
+	meta.SetStatusCondition(&st.Conditions, c)
+}
+
+// setProgressing sets Progressing: True while the Deployment converges,
+// False when the rollout is complete or cannot go on, with the reason.
+func setProgressing(st *appsv1alpha1.AppServiceStatus, as *appsv1alpha1.AppService, dep *appsv1.Deployment, size int32, stuck *blocked) {
+	c := metav1.Condition{Type: appsv1alpha1.ConditionProgressing, ObservedGeneration: as.Generation}
+	switch {
+	case stuck != nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, stuck.reason, stuck.message
+	case dep == nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonCreating, "creating the Deployment and Service"
+	case deploymentStuck(dep) != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonRolloutStuck, deploymentStuck(dep)
+	case rolloutDone(dep, size):
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonRolloutComplete
+		c.Message = fmt.Sprintf("%d pods of image %s are up to date", size, as.Spec.Image)
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonRollingOut
+		c.Message = fmt.Sprintf("%d of %d pods updated, %d ready, %d in total",
+			dep.Status.UpdatedReplicas, size, dep.Status.ReadyReplicas, dep.Status.Replicas)
+	}
+	meta.SetStatusCondition(&st.Conditions, c)
+}
+
+// rolloutDone reports whether the Deployment controller has seen the latest
+// spec and every pod runs it and is available, with no old pods left.
+func rolloutDone(dep *appsv1.Deployment, size int32) bool {
+	s := dep.Status
+	return s.ObservedGeneration >= dep.Generation &&
+		s.UpdatedReplicas == size && s.Replicas == size && s.AvailableReplicas == size
+}
+
+// deploymentStuck returns the Deployment controller's message when it gave up
+// waiting for progress, or "".
+func deploymentStuck(dep *appsv1.Deployment) string {
+	for _, c := range dep.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == deploymentProgressStuck {
+			return c.Message
+		}
+	}
+	return ""
+}

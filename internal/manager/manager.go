@@ -1,0 +1,162 @@
+package manager
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+	"opsmith.io/opsmith/internal/controller/appservice"
+)
+
+// Options configure a manager. The zero value is not usable: start from
+// DefaultOptions.
+type Options struct {
+	// Controllers to run, by name; see Controllers().
+	Controllers []string
+	// Namespaces to watch; empty means all namespaces.
+	Namespaces []string
+	// MetricsAddr is the metrics listen address; "0" disables metrics.
+	MetricsAddr string
+	// MetricsSecure serves metrics over HTTPS with Kubernetes
+	// authentication and authorization (TokenReview/SubjectAccessReview).
+	MetricsSecure bool
+	// ProbeAddr is the health and readiness probe address; "0" disables it.
+	ProbeAddr string
+	// LeaderElection makes only one replica of the manager active.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	// MaxConcurrentReconciles per controller.
+	MaxConcurrentReconciles int
+	// SyncPeriod is how often every watched object is reconciled again even
+	// without a change.
+	SyncPeriod time.Duration
+}
+
+// LeaderElectionID names the Lease the manager replicas compete for.
+const LeaderElectionID = "opsmith.opsmith.io"
+
+// DefaultOptions are the options of the shipped binary.
+func DefaultOptions() Options {
+	return Options{
+		Controllers:             Controllers(),
+		MetricsAddr:             ":8443",
+		MetricsSecure:           true,
+		ProbeAddr:               ":8081",
+		MaxConcurrentReconciles: 4,
+		SyncPeriod:              10 * time.Hour,
+	}
+}
+
+// setupFunc registers one controller with a manager.
+type setupFunc func(mgr ctrl.Manager, opts controller.Options) error
+
+var controllers = map[string]setupFunc{
+	appservice.Name: func(mgr ctrl.Manager, opts controller.Options) error {
+		return (&appservice.Reconciler{
+			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
+			Recorder:  mgr.GetEventRecorder(appservice.FieldManager),
+		}).SetupWithManager(mgr, opts)
+	},
+}
+
+// Controllers lists the names of every controller the binary can run.
+func Controllers() []string {
+	names := make([]string, 0, len(controllers))
+	for n := range controllers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Scheme returns a scheme with the built-in kinds and every opsmith kind.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(appsv1alpha1.AddToScheme(s))
+	return s
+}
+
+// New builds a manager with the enabled controllers registered.
+func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	for _, name := range o.Controllers {
+		if _, ok := controllers[name]; !ok {
+			return nil, fmt.Errorf("unknown controller %q (known: %s)", name, strings.Join(Controllers(), ", "))
+		}
+	}
+
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.MetricsSecure}
+	if o.MetricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	// Only children that opsmith labelled are cached: unrelated Deployments
+	// and Services in the cluster cost no memory and cause no events.
+	managed := labels.SelectorFromSet(labels.Set{appservice.LabelManagedBy: appservice.ManagedByValue})
+	cacheOpts := cache.Options{
+		SyncPeriod: &o.SyncPeriod,
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}: {Label: managed},
+			&corev1.Service{}:    {Label: managed},
+		},
+		// managedFields are large and never read by opsmith: the apply
+		// package compares object content, not field ownership.
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+	if len(o.Namespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.Namespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        Scheme(),
+		Cache:                         cacheOpts,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("adding health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("adding readiness check: %w", err)
+	}
+
+	copts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
+	for name, setup := range controllers {
+		if !slices.Contains(o.Controllers, name) {
+			continue
+		}
+		if err := setup(mgr, copts); err != nil {
+			return nil, fmt.Errorf("setting up controller %s: %w", name, err)
+		}
+	}
+	return mgr, nil
+}

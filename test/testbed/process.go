@@ -1,0 +1,128 @@
+package testbed
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+		"strconv"
+	"syscall"
+	"time"
+)
+
+// Process is a program started by the testbed: a cluster component, or an
+// operator binary under test.
+type Process struct {
+	Name string
+	// LogPath is the file that holds the process' output ("" when it
+	// writes to this process' stdout and stderr).
+	LogPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error // exit status, valid after done is closed
+}
+
+// StartProcess runs bin with args, its output appended to logPath (or to
+// this process' stdout and stderr when logPath is ""). The child gets its
+// own process group (so Stop reaches its children too) and dies with
+// SIGKILL if the process that started it dies first.
+func StartProcess(name, bin string, args []string, logPath string) (*Process, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	var logFile *os.File
+	if logPath != "" {
+		var err error
+		if logFile, err = os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+			return nil, fmt.Errorf("creating log file of %s: %w", name, err)
+		}
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	closeLog := func() {
+		if logFile != nil {
+			_ = logFile.Close()
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		closeLog()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		closeLog()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Pid is the process ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Exited reports whether the process has ended, and how.
+func (p *Process) Exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// Stop sends SIGTERM to the process group, waits up to grace, then kills
+// it.
+func (p *Process) Stop(grace time.Duration) {
+	if done, _ := p.Exited(); done {
+		return
+	}
+	pgid := -p.cmd.Process.Pid
+	_ = syscall.Kill(pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(pgid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Kill ends the process group at once with SIGKILL, as a crash would.
+func (p *Process) Kill() {
+	if done, _ := p.Exited(); done {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that nothing listens
+// on now.
+func FreePorts(n int) ([]int, error) {
+	// Hold every listener until all are chosen so that no port is returned
+	// twice.
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// errProcessExited is returned when a component dies while the testbed
+// waits for it.
+var errProcessExited = errors.New("process exited")

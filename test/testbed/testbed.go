@@ -1,0 +1,409 @@
+package testbed
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Mode selects which components a cluster runs.
+type Mode int
+
+const (
+	// APIServer runs etcd and kube-apiserver.
+	APIServer Mode = iota
+	// Simulated adds kube-controller-manager, kube-scheduler and kwok nodes.
+	Simulated
+)
+
+func (m Mode) String() string {
+	if m == Simulated {
+		return "simulated"
+	}
+	return "apiserver"
+}
+
+// Options configure a cluster.
+type Options struct {
+	Mode Mode
+	// BinDir holds the component binaries; defaults to BinDir().
+	BinDir string
+	// Dir is where the cluster keeps its data, certificates, kubeconfig and
+	// logs; defaults to a new temporary directory, removed by Stop unless
+	// logs are kept.
+	Dir string
+	// Nodes is the number of kwok nodes in Simulated mode (default 1).
+	Nodes int
+	// Log receives progress messages; nil discards them.
+	Log io.Writer
+}
+
+// Cluster is a running control plane.
+type Cluster struct {
+	// Config authenticates as a cluster administrator (group
+	// system:masters).
+	Config *rest.Config
+	// Kubeconfig is the path of a kubeconfig file with the same
+	// credentials.
+	Kubeconfig string
+	// Dir is the cluster's directory; LogDir holds one log per component.
+	Dir, LogDir string
+
+	opts    Options
+	ownsDir bool
+	onStop  []func()
+	procs   []*Process
+	token   string
+	binDir  string
+	pki     string
+	apiURL  string
+	stopped bool
+}
+
+// Start brings up a cluster and waits until it serves requests (and, in
+// Simulated mode, until its nodes are Ready and the controller manager
+// works). On error everything started so far is stopped again.
+func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
+	if opts.BinDir == "" {
+		opts.BinDir = BinDir()
+	}
+	if opts.Nodes == 0 {
+		opts.Nodes = 1
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	c = &Cluster{opts: opts, binDir: opts.BinDir}
+	if err := c.checkBinaries(); err != nil {
+		return nil, err
+	}
+	if opts.Dir == "" {
+		if c.Dir, err = os.MkdirTemp("", "opsmith-testbed-"); err != nil {
+			return nil, err
+		}
+		c.ownsDir = true
+	} else {
+		c.Dir = opts.Dir
+		if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	c.LogDir = filepath.Join(c.Dir, "logs")
+	c.pki = filepath.Join(c.Dir, "pki")
+	for _, d := range []string{c.LogDir, c.pki} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w (component logs: %s)", err, c.LogDir)
+			c.Stop(true)
+		}
+	}()
+
+	if err := c.startControlPlane(ctx); err != nil {
+		return nil, err
+	}
+	if opts.Mode == Simulated {
+		if err := c.startSimulation(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Cluster) checkBinaries() error {
+	need := []string{"etcd", "kube-apiserver"}
+	if c.opts.Mode == Simulated {
+		need = append(need, "kube-controller-manager", "kube-scheduler", "kwok")
+	}
+	for _, b := range need {
+		if _, err := os.Stat(filepath.Join(c.binDir, b)); err != nil {
+			return fmt.Errorf("testbed binary %s missing in %s: run `make testbed` first", b, c.binDir)
+		}
+	}
+	return nil
+}
+
+// startControlPlane starts etcd and kube-apiserver and writes the
+// kubeconfig.
+func (c *Cluster) startControlPlane(ctx context.Context) error {
+	ports, err := FreePorts(3)
+	if err != nil {
+		return err
+	}
+	etcdClient, etcdPeer, apiPort := ports[0], ports[1], ports[2]
+
+	etcdURL := "http://127.0.0.1:" + itoa(etcdClient)
+	peerURL := "http://127.0.0.1:" + itoa(etcdPeer)
+	if err := c.start("etcd", "etcd",
+		"--name=testbed",
+		"--data-dir="+filepath.Join(c.Dir, "etcd"),
+		"--listen-client-urls="+etcdURL,
+		"--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL,
+		"--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=testbed="+peerURL,
+		// Test data need not survive a power cut; fsync dominates the
+		// API server's write latency on small VMs.
+		"--unsafe-no-fsync",
+		"--log-level=warn",
+	); err != nil {
+		return err
+	}
+
+	c.token = randomHex(16)
+	tokens := filepath.Join(c.pki, "tokens.csv")
+	if err := os.WriteFile(tokens, []byte(c.token+`,admin,admin-uid,"system:masters"`+"\n"), 0o600); err != nil {
+		return err
+	}
+	saKey := filepath.Join(c.pki, "sa.key")
+	if err := writeRSAKey(saKey); err != nil {
+		return err
+	}
+	c.apiURL = "https://127.0.0.1:" + itoa(apiPort)
+	if err := c.start("kube-apiserver", "kube-apiserver",
+		"--etcd-servers="+etcdURL,
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port="+itoa(apiPort),
+		"--cert-dir="+c.pki,
+		"--token-auth-file="+tokens,
+		"--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file="+saKey,
+		"--service-account-signing-key-file="+saKey,
+		"--service-cluster-ip-range=10.0.0.0/16",
+		"--service-node-port-range=30000-32767",
+		"--allow-privileged=true",
+		// The kubernetes Service cannot point at a loopback address.
+		"--endpoint-reconciler-type=none",
+		"--profiling=false",
+		"--v=1",
+	); err != nil {
+		return err
+	}
+	if err := c.waitFor(ctx, "kube-apiserver", 90*time.Second, c.apiReady); err != nil {
+		return err
+	}
+	return c.writeKubeconfig()
+}
+
+// apiReady checks /readyz with the admin token.
+func (c *Cluster) apiReady(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.apiURL+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		// The serving certificate is created by the API server at start;
+		// readiness is all this probe checks. Clients use the kubeconfig,
+		// which trusts that certificate.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // loopback readiness probe only
+	}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("readyz: %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+func (c *Cluster) writeKubeconfig() error {
+	ca, err := os.ReadFile(filepath.Join(c.pki, "apiserver.crt"))
+	if err != nil {
+		return fmt.Errorf("reading API server certificate: %w", err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["opsmith-testbed"] = &clientcmdapi.Cluster{Server: c.apiURL, CertificateAuthorityData: ca}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: c.token}
+	cfg.Contexts["opsmith-testbed"] = &clientcmdapi.Context{Cluster: "opsmith-testbed", AuthInfo: "admin"}
+	cfg.CurrentContext = "opsmith-testbed"
+	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, c.Kubeconfig); err != nil {
+		return err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	rc.QPS, rc.Burst = 200, 400
+	c.Config = rc
+	return nil
+}
+
+// start launches a component from the bin directory.
+func (c *Cluster) start(name, bin string, args ...string) error {
+	fmt.Fprintf(c.opts.Log, "testbed: starting %s\n", name)
+	_, err := c.StartProcess(name, filepath.Join(c.binDir, bin), args...)
+	return err
+}
+
+// StartProcess runs a program (for example an operator under test) as part
+// of the cluster: its output goes to LogDir/<name>.log and Stop ends it
+// before the cluster's own components.
+func (c *Cluster) StartProcess(name, bin string, args ...string) (*Process, error) {
+	p, err := StartProcess(name, bin, args, filepath.Join(c.LogDir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	c.procs = append(c.procs, p)
+	return p, nil
+}
+
+// waitFor polls check until it succeeds, the timeout passes, or a component
+// dies.
+func (c *Cluster) waitFor(ctx context.Context, what string, timeout time.Duration, check func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		for _, p := range c.procs {
+			if done, err := p.Exited(); done {
+				return fmt.Errorf("waiting for %s: %s %w (%v); last lines of its log:\n%s",
+					what, p.Name, errProcessExited, err, tail(p.LogPath, 15))
+			}
+		}
+		if last = check(ctx); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last error: %v)", what, ctx.Err(), last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Stop ends every component, newest first. keepLogs keeps the cluster's
+// directory (and says where it is); otherwise a directory Start created is
+// removed. Stop is safe to call more than once.
+func (c *Cluster) Stop(keepLogs bool) {
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	for i := len(c.onStop) - 1; i >= 0; i-- {
+		c.onStop[i]()
+	}
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		c.procs[i].Stop(20 * time.Second)
+	}
+	if keepLogs {
+		fmt.Fprintf(os.Stderr, "testbed: kept cluster directory with component logs: %s\n", c.Dir)
+		return
+	}
+	if c.ownsDir {
+		_ = os.RemoveAll(c.Dir)
+	}
+}
+
+// OnStop registers f to run when Stop begins, before any component stops:
+// for example to stop an in-process manager that would otherwise log
+// errors about the vanished API server.
+func (c *Cluster) OnStop(f func()) { c.onStop = append(c.onStop, f) }
+
+// Running reports an error if a component has died.
+func (c *Cluster) Running() error {
+	for _, p := range c.procs {
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("%s %w (%v)", p.Name, errProcessExited, err)
+		}
+	}
+	return nil
+}
+
+// Pids returns the process IDs of the running components, for tests that
+// check nothing is left behind.
+func (c *Cluster) Pids() []int {
+	pids := make([]int, 0, len(c.procs))
+	for _, p := range c.procs {
+		pids = append(pids, p.Pid())
+	}
+	return pids
+}
+
+// RepoRoot returns the root of the opsmith repository, found by walking up
+// from the working directory.
+func RepoRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if data, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil &&
+			strings.HasPrefix(string(data), "module opsmith.io/opsmith\n") {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
+
+// BinDir is where the testbed binaries are: $OPSMITH_BIN_DIR, or bin/ in the
+// repository.
+func BinDir() string {
+	if d := os.Getenv("OPSMITH_BIN_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(RepoRoot(), "bin")
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func writeRSAKey(path string) error {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	der := x509.MarshalPKCS1PrivateKey(key)
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer func() { _ = f.Close() }()
+	var lines []string
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 1024*1024), 1024*1024)
+	for s.Scan() {
+		lines = append(lines, s.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
