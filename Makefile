@@ -59,11 +59,8 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: verify
-verify: manifests generate ## Fail if generated files are stale or code is not gofmt-ed.
-	@stale=$$(git status --porcelain -- api config/crd config/rbac); \
-	if [ -n "$$stale" ]; then echo "generated files are out of date; run 'make manifests generate' and commit:"; echo "$$stale"; git diff --stat -- api config; exit 1; fi
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
-	if [ -n "$$unformatted" ]; then echo "not gofmt-ed: $$unformatted"; exit 1; fi
+verify: $(CONTROLLER_GEN) ## Fail if generated files are stale or code is not gofmt-ed.
+	hack/verify-generated.sh
 
 ##@ Testing
 

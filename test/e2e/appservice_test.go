@@ -86,6 +86,10 @@ func readyPods(ns, name string) ([]corev1.Pod, error) {
 // Available, its rollout is complete, and exactly size ready pods exist.
 func waitReady(t *testing.T, ns, name string, size int32, image string) {
 	t.Helper()
+	start := time.Now()
+	defer func() {
+		t.Logf("%s/%s: %d ready pods of %s after %s", ns, name, size, image, time.Since(start).Round(time.Millisecond))
+	}()
 	eventually(t, fmt.Sprintf("%s/%s ready with %d pods of %s", ns, name, size, image), func() error {
 		as := &appsv1alpha1.AppService{}
 		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, as); err != nil {
@@ -101,7 +105,7 @@ func waitReady(t *testing.T, ns, name string, size int32, image string) {
 		if err != nil {
 			return err
 		}
-		if int32(len(pods)) != size {
+		if len(pods) != int(size) {
 			return fmt.Errorf("%d ready pods, want %d", len(pods), size)
 		}
 		for _, p := range pods {
@@ -266,7 +270,11 @@ func TestMetricsNeedAuthorization(t *testing.T) {
 		return resp.StatusCode, string(body), err
 	}
 	eventually(t, "manager ready", func() error {
-		resp, err := http.Get(probeURL)
+		req, err := http.NewRequest(http.MethodGet, probeURL, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
 		}

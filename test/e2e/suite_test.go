@@ -121,9 +121,9 @@ func startManager(ctx context.Context) error {
 	metricsURL = fmt.Sprintf("https://127.0.0.1:%d/metrics", ports[0])
 	probeURL = fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])
 	_, err = cluster.StartProcess("manager", bin,
-		"--kubeconfig=" + kubeconfig,
+		"--kubeconfig="+kubeconfig,
 		"--leader-elect",
-		"--leader-election-namespace=" + operatorNamespace,
+		"--leader-election-namespace="+operatorNamespace,
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[0]),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
 		"--zap-log-level=debug",

@@ -119,4 +119,3 @@ func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
 	}
 	return false
 }
-

@@ -6,7 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-		"strconv"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -33,7 +33,7 @@ func StartProcess(name, bin string, args []string, logPath string) (*Process, er
 	var logFile *os.File
 	if logPath != "" {
 		var err error
-		if logFile, err = os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+		if logFile, err = os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 			return nil, fmt.Errorf("creating log file of %s: %w", name, err)
 		}
 		cmd.Stdout, cmd.Stderr = logFile, logFile

@@ -79,7 +79,7 @@ type Cluster struct {
 // Start brings up a cluster and waits until it serves requests (and, in
 // Simulated mode, until its nodes are Ready and the controller manager
 // works). On error everything started so far is stopped again.
-func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
+func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if opts.BinDir == "" {
 		opts.BinDir = BinDir()
 	}
@@ -89,7 +89,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
-	c = &Cluster{opts: opts, binDir: opts.BinDir}
+	c := &Cluster{opts: opts, binDir: opts.BinDir}
 	if err := c.checkBinaries(); err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		c.ownsDir = true
 	} else {
 		c.Dir = opts.Dir
-		if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		if err := os.MkdirAll(c.Dir, 0o750); err != nil {
 			return nil, err
 		}
 	}

@@ -148,5 +148,5 @@ type AppServiceList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&AppService{}, &AppServiceList{})
+	knownTypes = append(knownTypes, &AppService{}, &AppServiceList{})
 }
