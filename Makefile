@@ -80,7 +80,8 @@ build: ## Build the manager binary into bin/.
 
 .PHONY: run
 run: testbed manifests build ## Start a local simulated cluster, install the CRDs, run the manager and apply the samples.
-	go run ./test/devcluster
+	go build -o $(BIN)/devcluster ./test/devcluster
+	$(BIN)/devcluster
 
 ##@ Testbed: Kubernetes components built from the Go module proxy into bin/
 

@@ -124,7 +124,7 @@ func (r *Reconciler) reconcileChild(ctx context.Context, as *appsv1alpha1.AppSer
 		return nil, found, err
 	}
 	if res != apply.Unchanged {
-		log.FromContext(ctx).Info("applied child", "kind", kind, "name", as.Name, "result", res)
+		log.FromContext(ctx).Info("applied child", "kind", kind, "child", as.Name, "result", res)
 		// The child is the event's related object, so that events about
 		// different children are not folded into one series.
 		live.SetNamespace(as.Namespace)
