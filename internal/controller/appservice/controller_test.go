@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -96,6 +97,22 @@ func markDeploymentReady(t *testing.T, ns, name string) {
 		}
 		return k8s.Status().Update(context.Background(), dep)
 	})
+}
+
+// update reads obj, applies mutate and writes it back, retrying when
+// something else (the controller writing status) changed it in between.
+func update[T client.Object](t *testing.T, obj T, mutate func(T), opts ...client.UpdateOption) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate(obj)
+		return k8s.Update(context.Background(), obj, opts...)
+	})
+	if err != nil {
+		t.Fatalf("updating %T %s: %v", obj, obj.GetName(), err)
+	}
 }
 
 func condition(as *appsv1alpha1.AppService, typ string) metav1.Condition {
@@ -190,13 +207,16 @@ func TestStatusFollowsDeployment(t *testing.T) {
 
 	// A Deployment that stopped making progress is reported, with the
 	// Deployment controller's message.
-	dep := get(t, ns, "web", &appsv1.Deployment{})
-	dep.Status.ReadyReplicas, dep.Status.AvailableReplicas = 1, 1
-	dep.Status.Conditions = []appsv1.DeploymentCondition{{
-		Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
-		Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "web-1" has timed out progressing.`,
-	}}
-	if err := k8s.Status().Update(context.Background(), dep); err != nil {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		dep := get(t, ns, "web", &appsv1.Deployment{})
+		dep.Status.ReadyReplicas, dep.Status.AvailableReplicas = 1, 1
+		dep.Status.Conditions = []appsv1.DeploymentCondition{{
+			Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
+			Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "web-1" has timed out progressing.`,
+		}}
+		return k8s.Status().Update(context.Background(), dep)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "stuck rollout reported", func() error {
@@ -232,12 +252,10 @@ func TestDriftIsRepaired(t *testing.T) {
 	})
 
 	// Replicas and image changed by hand are restored.
-	dep := get(t, ns, "web", &appsv1.Deployment{})
-	dep.Spec.Replicas = ptr.To[int32](7)
-	dep.Spec.Template.Spec.Containers[0].Image = "nginx:hacked"
-	if err := k8s.Update(ctx, dep, client.FieldOwner("someone-by-hand")); err != nil {
-		t.Fatal(err)
-	}
+	update(t, get(t, ns, "web", &appsv1.Deployment{}), func(dep *appsv1.Deployment) {
+		dep.Spec.Replicas = ptr.To[int32](7)
+		dep.Spec.Template.Spec.Containers[0].Image = "nginx:hacked"
+	}, client.FieldOwner("someone-by-hand"))
 	eventually(t, "Deployment restored", func() error {
 		got := get(t, ns, "web", &appsv1.Deployment{})
 		if r := ptr.Deref(got.Spec.Replicas, 0); r != 2 || got.Spec.Template.Spec.Containers[0].Image != "nginx:1.7.9" {
@@ -247,11 +265,9 @@ func TestDriftIsRepaired(t *testing.T) {
 	})
 
 	// A Service port removed by hand comes back.
-	svc = get(t, ns, "web", &corev1.Service{})
-	svc.Spec.Ports[0].TargetPort.IntVal = 1234
-	if err := k8s.Update(ctx, svc, client.FieldOwner("someone-by-hand")); err != nil {
-		t.Fatal(err)
-	}
+	update(t, get(t, ns, "web", &corev1.Service{}), func(svc *corev1.Service) {
+		svc.Spec.Ports[0].TargetPort.IntVal = 1234
+	}, client.FieldOwner("someone-by-hand"))
 	eventually(t, "Service port restored", func() error {
 		got := get(t, ns, "web", &corev1.Service{})
 		if got.Spec.Ports[0].TargetPort.IntVal != 8080 {
@@ -262,7 +278,6 @@ func TestDriftIsRepaired(t *testing.T) {
 }
 
 func TestSpecChangesRollOut(t *testing.T) {
-	ctx := context.Background()
 	ns := testbed.Namespace(t, k8s)
 	as := newAppService(ns, "web")
 	as.Spec.Envs = []corev1.EnvVar{
@@ -283,14 +298,12 @@ func TestSpecChangesRollOut(t *testing.T) {
 	}
 
 	// New image, new size, one env var fewer, no resources: all follow.
-	get(t, ns, "web", as)
-	as.Spec.Image = "nginx:1.8.0"
-	as.Spec.Size = ptr.To[int32](4)
-	as.Spec.Envs = as.Spec.Envs[:1]
-	as.Spec.Resources = corev1.ResourceRequirements{}
-	if err := k8s.Update(ctx, as); err != nil {
-		t.Fatal(err)
-	}
+	update(t, as, func(as *appsv1alpha1.AppService) {
+		as.Spec.Image = "nginx:1.8.0"
+		as.Spec.Size = ptr.To[int32](4)
+		as.Spec.Envs = as.Spec.Envs[:1]
+		as.Spec.Resources = corev1.ResourceRequirements{}
+	})
 	eventually(t, "Deployment follows the spec", func() error {
 		got := get(t, ns, "web", &appsv1.Deployment{})
 		c := got.Spec.Template.Spec.Containers[0]
@@ -302,11 +315,9 @@ func TestSpecChangesRollOut(t *testing.T) {
 	})
 
 	// Ports removed from the spec leave the Service.
-	get(t, ns, "web", as)
-	as.Spec.Ports = []appsv1alpha1.AppServicePort{{Port: 443, TargetPort: 8443}}
-	if err := k8s.Update(ctx, as); err != nil {
-		t.Fatal(err)
-	}
+	update(t, as, func(as *appsv1alpha1.AppService) {
+		as.Spec.Ports = []appsv1alpha1.AppServicePort{{Port: 443, TargetPort: 8443}}
+	})
 	eventually(t, "Service follows the ports", func() error {
 		got := get(t, ns, "web", &corev1.Service{})
 		if len(got.Spec.Ports) != 1 || got.Spec.Ports[0].Port != 443 {
