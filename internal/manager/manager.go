@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -48,6 +49,10 @@ type Options struct {
 	// SyncPeriod is how often every watched object is reconciled again even
 	// without a change.
 	SyncPeriod time.Duration
+	// AllowDuplicateControllers lets several managers run in one process
+	// (tests do); controller-runtime otherwise refuses a second controller
+	// of the same name because their metrics would mix.
+	AllowDuplicateControllers bool
 }
 
 // LeaderElectionID names the Lease the manager replicas compete for.
@@ -138,6 +143,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionID:              LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: &o.AllowDuplicateControllers},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

@@ -28,17 +28,7 @@ const timeout = 60 * time.Second
 
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	testbed.Eventually(t, timeout, what, cond)
 }
 
 // namespace makes a test namespace and, if the test fails, logs what is in

@@ -77,6 +77,10 @@ func (c *Cluster) startSimulation(ctx context.Context) error {
 		"--node-ip=127.0.0.1",
 		"--node-port=" + itoa(kwokPort),
 		"--cidr=10.244.0.0/16",
+		// Keep each node's Lease fresh, as a kubelet does; without it the
+		// node lifecycle controller marks the nodes unreachable after 40 s
+		// and taints them.
+		"--node-lease-duration-seconds=40",
 	}
 	for _, s := range kwokStages {
 		args = append(args, "--config="+filepath.Join(c.binDir, "kwok-stages", s))

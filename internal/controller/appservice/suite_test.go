@@ -2,6 +2,7 @@ package appservice_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,10 +26,8 @@ import (
 // controller manager: Deployment status is written by the tests) and one
 // opsmith manager running the AppService controller, as shipped.
 var (
-	k8s client.Client // uncached, as cluster admin
-	// managerWrites counts the requests other than GET/LIST/WATCH that the
-	// manager sent to the API server.
-	managerWrites atomic.Int64
+	cluster *testbed.Cluster
+	k8s     client.Client // uncached, as cluster admin
 )
 
 // syncPeriod makes the manager reconcile every AppService again this often
@@ -41,6 +40,7 @@ func TestMain(m *testing.M) {
 
 func setup(ctx context.Context, c *testbed.Cluster) error {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))))
+	cluster = c
 	var err error
 	if k8s, err = client.New(c.Config, client.Options{Scheme: manager.Scheme()}); err != nil {
 		return err
@@ -48,36 +48,49 @@ func setup(ctx context.Context, c *testbed.Cluster) error {
 	if err := testbed.InstallCRDs(ctx, k8s, filepath.Join(testbed.RepoRoot(), "config", "crd", "bases")); err != nil {
 		return err
 	}
-
-	cfg := rest.CopyConfig(c.Config)
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countWrites{rt} })
-	opts := manager.DefaultOptions()
-	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
-	opts.SyncPeriod = syncPeriod
-	mgr, err := manager.New(cfg, opts)
+	stop, err := startManager(ctx, nil, nil)
 	if err != nil {
 		return err
 	}
-	mgrCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(mgrCtx); err != nil {
-			panic(err)
-		}
-	}()
-	c.OnStop(func() { cancel(); <-done })
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		return context.Cause(ctx)
-	}
+	c.OnStop(stop)
 	return nil
 }
 
-type countWrites struct{ next http.RoundTripper }
+// startManager runs a manager as shipped (with a short sync period) in this
+// process, watching namespaces (nil: all). When writes is not nil it counts
+// the manager's requests other than GET. The returned function stops it.
+func startManager(ctx context.Context, namespaces []string, writes *atomic.Int64) (stop func(), err error) {
+	cfg := rest.CopyConfig(cluster.Config)
+	if writes != nil {
+		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countWrites{rt, writes} })
+	}
+	opts := manager.DefaultOptions()
+	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
+	opts.SyncPeriod = syncPeriod
+	opts.Namespaces = namespaces
+	opts.AllowDuplicateControllers = true
+	mgr, err := manager.New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	mgrCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mgrCtx) }()
+	if !mgr.GetCache().WaitForCacheSync(mgrCtx) {
+		cancel()
+		return nil, fmt.Errorf("manager cache did not sync: %w", <-done)
+	}
+	return func() { cancel(); <-done }, nil
+}
+
+type countWrites struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
 
 func (c countWrites) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method != http.MethodGet {
-		managerWrites.Add(1)
+		c.n.Add(1)
 	}
 	return c.next.RoundTrip(r)
 }
