@@ -236,7 +236,7 @@ type MicroServiceDeployStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=msd,categories=opsmith
-// +kubebuilder:validation:XValidation:rule="!has(self.spec.fullName) || self.spec.fullName == ” || self.spec.fullName == self.metadata.name",message="spec.fullName must equal metadata.name (it names the instance's objects); leave it out to use metadata.name"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.fullName) || size(self.spec.fullName) == 0 || self.spec.fullName == self.metadata.name",message="spec.fullName must equal metadata.name (it names the instance's objects); leave it out to use metadata.name"
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be at most 63 characters of lower-case letters, digits and '-', starting with a letter: it names the instance's Service"
 // +kubebuilder:printcolumn:name="MsName",type=string,JSONPath=`.spec.msName`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
