@@ -14,15 +14,16 @@ import (
 	"k8s.io/utils/ptr"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+	"opsmith.io/opsmith/internal/apply"
 )
 
 // Labels put on every object an AppService owns.
 const (
 	// LabelManagedBy marks objects written by opsmith; the manager's cache
 	// only holds Deployments and Services that carry it.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
+	LabelManagedBy = apply.LabelManagedBy
 	// ManagedByValue is the value of LabelManagedBy.
-	ManagedByValue = "opsmith"
+	ManagedByValue = apply.ManagedByValue
 	// LabelAppService names the AppService that owns an object. It is the
 	// pod selector, so it never changes for the life of an AppService.
 	LabelAppService = "apps.opsmith.io/appservice"

@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+	"opsmith.io/opsmith/internal/apply"
 )
 
 // Condition reasons.
@@ -21,23 +22,16 @@ const (
 	ReasonRollingOut        = "RollingOut"
 	ReasonRolloutComplete   = "RolloutComplete"
 	ReasonRolloutStuck      = "ProgressDeadlineExceeded"
-	ReasonNameConflict      = "NameConflict"
-	ReasonApplyFailed       = "ApplyFailed"
+	ReasonNameConflict      = apply.ReasonNameConflict
+	ReasonApplyFailed       = apply.ReasonApplyFailed
 	deploymentProgressStuck = "ProgressDeadlineExceeded"
 )
-
-// blocked describes why the operator could not write the children it wants;
-// it is reported in the Progressing condition.
-type blocked struct {
-	reason  string
-	message string
-}
 
 // computeStatus derives the AppService status from the observed Deployment
 // (nil when it does not exist yet) and from a blocking problem, if any. It
 // starts from the current status so that condition transition times are kept
 // when nothing changed.
-func computeStatus(as *appsv1alpha1.AppService, dep *appsv1.Deployment, stuck *blocked) appsv1alpha1.AppServiceStatus {
+func computeStatus(as *appsv1alpha1.AppService, dep *appsv1.Deployment, stuck *apply.Blocked) appsv1alpha1.AppServiceStatus {
 	st := *as.Status.DeepCopy()
 	st.ObservedGeneration = as.Generation
 	size := ptr.Deref(as.Spec.Size, 0)
@@ -72,11 +66,11 @@ func setAvailable(st *appsv1alpha1.AppServiceStatus, as *appsv1alpha1.AppService
 
 // setProgressing sets Progressing: True while the Deployment converges,
 // False when the rollout is complete or cannot go on, with the reason.
-func setProgressing(st *appsv1alpha1.AppServiceStatus, as *appsv1alpha1.AppService, dep *appsv1.Deployment, size int32, stuck *blocked) {
+func setProgressing(st *appsv1alpha1.AppServiceStatus, as *appsv1alpha1.AppService, dep *appsv1.Deployment, size int32, stuck *apply.Blocked) {
 	c := metav1.Condition{Type: appsv1alpha1.ConditionProgressing, ObservedGeneration: as.Generation}
 	switch {
 	case stuck != nil:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, stuck.reason, stuck.message
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, stuck.Reason, stuck.Message
 	case dep == nil:
 		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonCreating, "creating the Deployment and Service"
 	case deploymentStuck(dep) != "":

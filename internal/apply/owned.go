@@ -1,0 +1,164 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// Reasons a child cannot be written; controllers report them in status.
+const (
+	ReasonNameConflict = "NameConflict"
+	ReasonApplyFailed  = "ApplyFailed"
+)
+
+// Blocked says why a child object cannot be written until something outside
+// the operator changes.
+type Blocked struct {
+	Reason  string
+	Message string
+}
+
+// Children writes the objects a custom resource controls, with the
+// safeguards every opsmith controller needs: objects of the same name that
+// belong to someone else are never taken over, orphans opsmith labelled for
+// the owner are adopted, writes happen only when something changed, and
+// every write is recorded as an event on the owner.
+type Children struct {
+	// Client reads from the manager's cache (which holds only objects
+	// labelled LabelManagedBy) and writes to the API server.
+	Client client.Client
+	// APIReader reads from the API server; used only when the cache has no
+	// object of the child's name, to tell "missing" from "not ours".
+	APIReader    client.Reader
+	Recorder     events.EventRecorder
+	FieldManager string
+	// OwnerKind is the owner's kind, for messages.
+	OwnerKind string
+	// OwnerLabel is the label that names the owner on its children.
+	OwnerLabel string
+}
+
+// LabelManagedBy marks the objects opsmith writes; ManagedByValue is its
+// value. Manager caches hold only child objects that carry it.
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedByValue = "opsmith"
+)
+
+// Ensure makes the child described by desired exist as desired. live is an
+// empty object of the child's type with the child's name set; it is filled
+// with the object as observed, and found says whether it exists. A non-nil Blocked means the
+// child cannot be written now; err is set too when retrying may help.
+func (c *Children) Ensure(ctx context.Context, owner client.Object, kind string,
+	desired runtime.ApplyConfiguration, live client.Object) (found bool, blocked *Blocked, err error) {
+	name := live.GetName()
+	key := client.ObjectKey{Namespace: owner.GetNamespace(), Name: name}
+	found, blocked, err = c.observe(ctx, owner, kind, key, live)
+	if err != nil || blocked != nil {
+		return found, blocked, err
+	}
+	var current client.Object
+	if found {
+		current = live
+	}
+	res, err := (&Applier{Client: c.Client, FieldManager: c.FieldManager}).Apply(ctx, desired, current)
+	if err != nil {
+		if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
+			// Rejected content (for example a node port another Service
+			// holds) or a quota: report it and retry with backoff, since
+			// the obstacle may go away.
+			c.Recorder.Eventf(owner, nil, corev1.EventTypeWarning, ReasonApplyFailed, "Apply", "%s %s rejected: %v", kind, name, err)
+			return found, &Blocked{ReasonApplyFailed, fmt.Sprintf("%s %s rejected by the API server: %v", kind, name, err)}, err
+		}
+		return found, nil, err
+	}
+	if res != Unchanged {
+		log.FromContext(ctx).Info("applied child", "kind", kind, "child", name, "result", res)
+		// The child is the event's related object, so that events about
+		// different children are not folded into one series.
+		live.SetNamespace(key.Namespace)
+		live.SetName(name)
+		c.Recorder.Eventf(owner, live, corev1.EventTypeNormal, string(res), "Apply", "%s %s %s", kind, name, lowerResult(res))
+	}
+	return found, nil, nil
+}
+
+// Remove deletes the child named like live if it exists and belongs to
+// owner: for children that are no longer wanted (an autoscaler after
+// autoscaling was turned off).
+func (c *Children) Remove(ctx context.Context, owner client.Object, kind string, live client.Object) error {
+	key := client.ObjectKey{Namespace: owner.GetNamespace(), Name: live.GetName()}
+	if err := c.Client.Get(ctx, key, live); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !c.ownedBy(live, owner) {
+		return nil
+	}
+	if err := c.Client.Delete(ctx, live, client.Preconditions{UID: ptrTo(live.GetUID())}); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	log.FromContext(ctx).Info("deleted child", "kind", kind, "child", key.Name)
+	c.Recorder.Eventf(owner, live, corev1.EventTypeNormal, "Deleted", "Delete", "%s %s deleted", kind, key.Name)
+	return nil
+}
+
+// observe reads the child from the cache, or from the API server when the
+// cache does not have it, and checks it belongs to owner.
+func (c *Children) observe(ctx context.Context, owner client.Object, kind string, key client.ObjectKey, live client.Object) (bool, *Blocked, error) {
+	err := c.Client.Get(ctx, key, live)
+	if err == nil {
+		if !c.ownedBy(live, owner) {
+			return true, &Blocked{ReasonNameConflict, fmt.Sprintf(
+				"%s %s is controlled by another owner (an earlier object of this name still being deleted?)", kind, key.Name)}, nil
+		}
+		return true, nil, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return false, nil, fmt.Errorf("reading %s %s: %w", kind, key, err)
+	}
+	// The cache only holds objects labelled as ours. Before creating, make
+	// sure no foreign object of that name exists.
+	if err := c.APIReader.Get(ctx, key, live); err != nil {
+		if apierrors.IsNotFound(err) {
+			live.SetName(key.Name)
+			return false, nil, nil
+		}
+		return false, nil, fmt.Errorf("reading %s %s: %w", kind, key, err)
+	}
+	if !c.ownedBy(live, owner) {
+		return false, &Blocked{ReasonNameConflict, fmt.Sprintf(
+			"a %s named %s already exists and is not managed by this %s; rename or delete it",
+			kind, key.Name, c.OwnerKind)}, nil
+	}
+	return true, nil, nil
+}
+
+// ownedBy reports whether obj belongs to owner: controlled by it, or an
+// orphan that opsmith labelled for it (left behind by a delete with
+// --cascade=orphan), which is adopted.
+func (c *Children) ownedBy(obj, owner client.Object) bool {
+	if ref := metav1.GetControllerOf(obj); ref != nil {
+		return ref.UID == owner.GetUID()
+	}
+	return obj.GetLabels()[c.OwnerLabel] == owner.GetName() && obj.GetLabels()[LabelManagedBy] == ManagedByValue
+}
+
+func lowerResult(r Result) string {
+	switch r {
+	case Created:
+		return "created"
+	case Updated:
+		return "updated"
+	}
+	return string(r)
+}
+
+func ptrTo[T any](v T) *T { return &v }
