@@ -33,6 +33,16 @@ func main() {
 		"reconciles each controller runs in parallel")
 	flag.DurationVar(&o.SyncPeriod, "sync-period", o.SyncPeriod,
 		"how often every object is reconciled again even without a change")
+	flag.StringVar(&o.MicroService.BaseDomain, "microservice-base-domain", o.MicroService.BaseDomain,
+		"MicroServiceDeploy: base of the domain names <path>.<msName>.<base>")
+	flag.StringVar(&o.MicroService.IngressClass, "microservice-ingress-class", o.MicroService.IngressClass,
+		"MicroServiceDeploy: class of the Ingresses (empty: the cluster's default class)")
+	flag.StringVar(&o.MicroService.AuthURL, "microservice-auth-url", o.MicroService.AuthURL,
+		"MicroServiceDeploy: external authentication URL that checks callers of microservices with needAuth; without it their routes are not published")
+	flag.StringVar(&o.MicroService.AuthSignin, "microservice-auth-signin", o.MicroService.AuthSignin,
+		"MicroServiceDeploy: where unauthenticated browsers are sent (optional)")
+	flag.StringVar(&o.MicroService.IngressNamespace, "microservice-ingress-namespace", o.MicroService.IngressNamespace,
+		"MicroServiceDeploy: namespace of the ingress controller, the only source of traffic to pods with needAuth")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

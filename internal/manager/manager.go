@@ -8,7 +8,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -24,7 +26,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+	"opsmith.io/opsmith/internal/apply"
 	"opsmith.io/opsmith/internal/controller/appservice"
+	"opsmith.io/opsmith/internal/controller/microservice"
 )
 
 // Options configure a manager. The zero value is not usable: start from
@@ -49,6 +53,8 @@ type Options struct {
 	// SyncPeriod is how often every watched object is reconciled again even
 	// without a change.
 	SyncPeriod time.Duration
+	// MicroService configures the MicroServiceDeploy controller.
+	MicroService microservice.Config
 	// AllowDuplicateControllers lets several managers run in one process
 	// (tests do); controller-runtime otherwise refuses a second controller
 	// of the same name because their metrics would mix.
@@ -67,18 +73,27 @@ func DefaultOptions() Options {
 		ProbeAddr:               ":8081",
 		MaxConcurrentReconciles: 4,
 		SyncPeriod:              10 * time.Hour,
+		MicroService:            microservice.DefaultConfig(),
 	}
 }
 
 // setupFunc registers one controller with a manager.
-type setupFunc func(mgr ctrl.Manager, opts controller.Options) error
+type setupFunc func(mgr ctrl.Manager, o Options, opts controller.Options) error
 
 var controllers = map[string]setupFunc{
-	appservice.Name: func(mgr ctrl.Manager, opts controller.Options) error {
+	appservice.Name: func(mgr ctrl.Manager, _ Options, opts controller.Options) error {
 		return (&appservice.Reconciler{
 			Client:    mgr.GetClient(),
 			APIReader: mgr.GetAPIReader(),
 			Recorder:  mgr.GetEventRecorder(appservice.FieldManager),
+		}).SetupWithManager(mgr, opts)
+	},
+	microservice.Name: func(mgr ctrl.Manager, o Options, opts controller.Options) error {
+		return (&microservice.Reconciler{
+			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
+			Recorder:  mgr.GetEventRecorder(microservice.FieldManager),
+			Config:    o.MicroService,
 		}).SetupWithManager(mgr, opts)
 	},
 }
@@ -114,14 +129,19 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	// Only children that opsmith labelled are cached: unrelated Deployments
-	// and Services in the cluster cost no memory and cause no events.
-	managed := labels.SelectorFromSet(labels.Set{appservice.LabelManagedBy: appservice.ManagedByValue})
+	// Only children that opsmith labelled are cached: unrelated objects of
+	// these kinds in the cluster cost no memory and cause no events.
+	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{apply.LabelManagedBy: apply.ManagedByValue})}
 	cacheOpts := cache.Options{
 		SyncPeriod: &o.SyncPeriod,
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}: {Label: managed},
-			&corev1.Service{}:    {Label: managed},
+			&appsv1.Deployment{}:                     managed,
+			&corev1.Service{}:                        managed,
+			&corev1.ServiceAccount{}:                 managed,
+			&corev1.ConfigMap{}:                      managed,
+			&autoscalingv2.HorizontalPodAutoscaler{}: managed,
+			&networkingv1.NetworkPolicy{}:            managed,
+			&networkingv1.Ingress{}:                  managed,
 		},
 		// managedFields are large and never read by opsmith: the apply
 		// package compares object content, not field ownership.
@@ -160,7 +180,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		if !slices.Contains(o.Controllers, name) {
 			continue
 		}
-		if err := setup(mgr, copts); err != nil {
+		if err := setup(mgr, o, copts); err != nil {
 			return nil, fmt.Errorf("setting up controller %s: %w", name, err)
 		}
 	}

@@ -178,11 +178,9 @@ type ResourceRequirements struct {
 type ResourceAmounts struct {
 	// cpu in cores, for example "2" or "500m".
 	// +optional
-	// +kubebuilder:validation:MaxLength=32
 	CPU *resource.Quantity `json:"cpu,omitempty"`
 	// memory in bytes, for example "4Gi".
 	// +optional
-	// +kubebuilder:validation:MaxLength=32
 	Memory *resource.Quantity `json:"memory,omitempty"`
 }
 

@@ -3,7 +3,6 @@ package appservice_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,12 +19,11 @@ import (
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
 	"opsmith.io/opsmith/internal/controller/appservice"
+	"opsmith.io/opsmith/test/managertest"
 	"opsmith.io/opsmith/test/testbed"
 )
 
-const (
-	timeout = 20 * time.Second
-)
+const timeout = 20 * time.Second
 
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
@@ -45,7 +43,7 @@ func newAppService(ns, name string) *appsv1alpha1.AppService {
 
 func get[T client.Object](t *testing.T, ns, name string, obj T) T {
 	t.Helper()
-	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
+	if err := suite.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
 		t.Fatalf("getting %T %s/%s: %v", obj, ns, name, err)
 	}
 	return obj
@@ -56,16 +54,16 @@ func get[T client.Object](t *testing.T, ns, name string, obj T) T {
 func createAndWait(t *testing.T, as *appsv1alpha1.AppService) (*appsv1.Deployment, *corev1.Service) {
 	t.Helper()
 	ctx := context.Background()
-	if err := k8s.Create(ctx, as); err != nil {
+	if err := suite.Client.Create(ctx, as); err != nil {
 		t.Fatalf("creating AppService: %v", err)
 	}
 	dep, svc := &appsv1.Deployment{}, &corev1.Service{}
 	key := client.ObjectKeyFromObject(as)
 	eventually(t, "Deployment and Service created", func() error {
-		if err := k8s.Get(ctx, key, dep); err != nil {
+		if err := suite.Client.Get(ctx, key, dep); err != nil {
 			return err
 		}
-		return k8s.Get(ctx, key, svc)
+		return suite.Client.Get(ctx, key, svc)
 	})
 	return dep, svc
 }
@@ -76,7 +74,7 @@ func markDeploymentReady(t *testing.T, ns, name string) {
 	t.Helper()
 	eventually(t, "Deployment status written", func() error {
 		dep := &appsv1.Deployment{}
-		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, dep); err != nil {
+		if err := suite.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, dep); err != nil {
 			return err
 		}
 		n := ptr.Deref(dep.Spec.Replicas, 1)
@@ -84,7 +82,7 @@ func markDeploymentReady(t *testing.T, ns, name string) {
 			ObservedGeneration: dep.Generation,
 			Replicas:           n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
 		}
-		return k8s.Status().Update(context.Background(), dep)
+		return suite.Client.Status().Update(context.Background(), dep)
 	})
 }
 
@@ -93,11 +91,11 @@ func markDeploymentReady(t *testing.T, ns, name string) {
 func update[T client.Object](t *testing.T, obj T, mutate func(T), opts ...client.UpdateOption) {
 	t.Helper()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+		if err := suite.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}
 		mutate(obj)
-		return k8s.Update(context.Background(), obj, opts...)
+		return suite.Client.Update(context.Background(), obj, opts...)
 	})
 	if err != nil {
 		t.Fatalf("updating %T %s: %v", obj, obj.GetName(), err)
@@ -112,7 +110,7 @@ func condition(as *appsv1alpha1.AppService, typ string) metav1.Condition {
 }
 
 func TestCreatesDeploymentAndService(t *testing.T) {
-	ns := testbed.Namespace(t, k8s)
+	ns := testbed.Namespace(t, suite.Client)
 	as := newAppService(ns, "web")
 	as.Spec.Ports = []appsv1alpha1.AppServicePort{
 		{Port: 80, TargetPort: 8080, NodePort: 30180},
@@ -123,16 +121,16 @@ func TestCreatesDeploymentAndService(t *testing.T) {
 	// free its node port for later runs of the test (go test -count).
 	t.Cleanup(func() {
 		ctx := context.Background()
-		_ = k8s.Delete(ctx, as)
+		_ = suite.Client.Delete(ctx, as)
 		eventually(t, "AppService gone and its Service deleted", func() error {
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(as), &appsv1alpha1.AppService{}); !apierrors.IsNotFound(err) {
+			if err := suite.Client.Get(ctx, client.ObjectKeyFromObject(as), &appsv1alpha1.AppService{}); !apierrors.IsNotFound(err) {
 				return fmt.Errorf("AppService still there: %v", err)
 			}
-			if err := k8s.Delete(ctx, svc); err != nil && !apierrors.IsNotFound(err) {
+			if err := suite.Client.Delete(ctx, svc); err != nil && !apierrors.IsNotFound(err) {
 				return err
 			}
 			time.Sleep(time.Second) // a reconcile in flight could recreate it
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(svc), &corev1.Service{}); !apierrors.IsNotFound(err) {
+			if err := suite.Client.Get(ctx, client.ObjectKeyFromObject(svc), &corev1.Service{}); !apierrors.IsNotFound(err) {
 				return fmt.Errorf("Service still there: %v", err)
 			}
 			return nil
@@ -183,7 +181,7 @@ func TestCreatesDeploymentAndService(t *testing.T) {
 	})
 	eventually(t, "Created events recorded", func() error {
 		evs := &eventsv1.EventList{}
-		if err := k8s.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
+		if err := suite.Client.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
 			return err
 		}
 		created := 0
@@ -200,7 +198,7 @@ func TestCreatesDeploymentAndService(t *testing.T) {
 }
 
 func TestStatusFollowsDeployment(t *testing.T) {
-	ns := testbed.Namespace(t, k8s)
+	ns := testbed.Namespace(t, suite.Client)
 	createAndWait(t, newAppService(ns, "web"))
 	markDeploymentReady(t, ns, "web")
 	eventually(t, "AppService Available", func() error {
@@ -222,7 +220,7 @@ func TestStatusFollowsDeployment(t *testing.T) {
 			Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
 			Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "web-1" has timed out progressing.`,
 		}}
-		return k8s.Status().Update(context.Background(), dep)
+		return suite.Client.Status().Update(context.Background(), dep)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -241,16 +239,16 @@ func TestStatusFollowsDeployment(t *testing.T) {
 
 func TestDriftIsRepaired(t *testing.T) {
 	ctx := context.Background()
-	ns := testbed.Namespace(t, k8s)
+	ns := testbed.Namespace(t, suite.Client)
 	_, svc := createAndWait(t, newAppService(ns, "web"))
 
 	// A deleted Service comes back.
-	if err := k8s.Delete(ctx, svc); err != nil {
+	if err := suite.Client.Delete(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "Service recreated", func() error {
 		got := &corev1.Service{}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(svc), got); err != nil {
+		if err := suite.Client.Get(ctx, client.ObjectKeyFromObject(svc), got); err != nil {
 			return err
 		}
 		if got.UID == svc.UID {
@@ -286,7 +284,7 @@ func TestDriftIsRepaired(t *testing.T) {
 }
 
 func TestSpecChangesRollOut(t *testing.T) {
-	ns := testbed.Namespace(t, k8s)
+	ns := testbed.Namespace(t, suite.Client)
 	as := newAppService(ns, "web")
 	as.Spec.Envs = []corev1.EnvVar{
 		{Name: "MODE", Value: "blue"},
@@ -341,7 +339,7 @@ func TestSpecChangesRollOut(t *testing.T) {
 // write request at all. A second manager scoped to the test's namespace
 // counts the writes, so that other tests' objects do not count.
 func TestIdleReconcileWritesNothing(t *testing.T) {
-	ns := testbed.Namespace(t, k8s)
+	ns := testbed.Namespace(t, suite.Client)
 	createAndWait(t, newAppService(ns, "idle"))
 	markDeploymentReady(t, ns, "idle")
 	eventually(t, "AppService Available", func() error {
@@ -352,40 +350,19 @@ func TestIdleReconcileWritesNothing(t *testing.T) {
 		return nil
 	})
 
-	var writes atomic.Int64
-	stop, err := startManager(context.Background(), []string{ns}, &writes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-
-	versions := func() [3]string {
-		return [3]string{
+	// Two managers reconcile it every syncPeriod: the shared one and the
+	// namespace-scoped one that counts writes.
+	managertest.ExpectIdle(t, suite.Cluster.Config, suite.Options, ns, appservice.Name, 30*time.Second, 10, func() string {
+		return fmt.Sprint(
 			get(t, ns, "idle", &appsv1alpha1.AppService{}).ResourceVersion,
 			get(t, ns, "idle", &appsv1.Deployment{}).ResourceVersion,
-			get(t, ns, "idle", &corev1.Service{}).ResourceVersion,
-		}
-	}
-	before := versions()
-	reconcilesBefore := reconcileCount(t)
-
-	time.Sleep(30 * time.Second)
-
-	if after := versions(); after != before {
-		t.Errorf("resourceVersions changed while idle: %v -> %v", before, after)
-	}
-	// Both managers reconcile every syncPeriod.
-	if n := reconcileCount(t) - reconcilesBefore; n < 10 {
-		t.Errorf("only %v reconciles in 30s; the test must see the controller keep reconciling", n)
-	}
-	if w := writes.Load(); w != 0 {
-		t.Errorf("manager sent %d write requests for a converged AppService", w)
-	}
+			get(t, ns, "idle", &corev1.Service{}).ResourceVersion)
+	})
 }
 
 func TestRefusesToTakeOverForeignObjects(t *testing.T) {
 	ctx := context.Background()
-	ns := testbed.Namespace(t, k8s)
+	ns := testbed.Namespace(t, suite.Client)
 	foreign := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
 		Spec: appsv1.DeploymentSpec{
@@ -397,11 +374,11 @@ func TestRefusesToTakeOverForeignObjects(t *testing.T) {
 			},
 		},
 	}
-	if err := k8s.Create(ctx, foreign); err != nil {
+	if err := suite.Client.Create(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
 	as := newAppService(ns, "web")
-	if err := k8s.Create(ctx, as); err != nil {
+	if err := suite.Client.Create(ctx, as); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "name conflict reported", func() error {
@@ -416,7 +393,7 @@ func TestRefusesToTakeOverForeignObjects(t *testing.T) {
 	if got.Spec.Template.Spec.Containers[0].Image != "theirs:1" || len(got.OwnerReferences) != 0 {
 		t.Errorf("foreign Deployment was modified: %+v", got)
 	}
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &corev1.Service{}); !apierrors.IsNotFound(err) {
+	if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &corev1.Service{}); !apierrors.IsNotFound(err) {
 		t.Errorf("Service created although the Deployment is blocked: %v", err)
 	}
 }

@@ -1,0 +1,335 @@
+// Package microservice implements the MicroServiceDeploy controller: one
+// resource becomes the objects that make up an instance of a microservice
+// (ServiceAccount, ConfigMap, Deployment, Service, HorizontalPodAutoscaler,
+// NetworkPolicy) plus the Service and Ingress that all instances of one
+// msName and path share.
+package microservice
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+	"opsmith.io/opsmith/internal/apply"
+)
+
+// FieldManager is the server-side apply field manager of this controller.
+const FieldManager = "opsmith-microservice"
+
+// Reasons specific to MicroServiceDeploy.
+const (
+	// ReasonAuthNotConfigured: needAuth is set but the operator has no
+	// external authentication service, so the route is not published.
+	ReasonAuthNotConfigured = "AuthNotConfigured"
+)
+
+// Reconciler reconciles MicroServiceDeploy objects.
+type Reconciler struct {
+	Client    client.Client
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Config    Config
+}
+
+// +kubebuilder:rbac:groups=apps.opsmith.io,resources=microservicedeploys,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps.opsmith.io,resources=microservicedeploys/status,verbs=get;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=services;serviceaccounts;configmaps,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// instance is the state of one reconcile.
+type instance struct {
+	m        *appsv1alpha1.MicroServiceDeploy
+	children *apply.Children
+	dep      *appsv1.Deployment // as observed; nil when missing
+	blocked  *apply.Blocked
+}
+
+// Reconcile brings one MicroServiceDeploy's objects and status in line with
+// its spec. Phases:
+//
+//  1. get the instance (gone: nothing to do; its objects are garbage
+//     collected, and shared objects lose it as an owner);
+//  2. when it goes idle, record the scale to restore in status first;
+//  3. apply ServiceAccount, ConfigMap, Deployment and Service; apply or
+//     remove the autoscaler (autoscaling, not idle) and the NetworkPolicy
+//     (needAuth);
+//  4. apply the Service and route shared by the instances of its msName and
+//     path, and release shared objects of a path it left;
+//  5. compute status from what was observed and write it if it changed.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	m := &appsv1alpha1.MicroServiceDeploy{}
+	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !m.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, nil
+	}
+	in := &instance{m: m, children: &apply.Children{
+		Client: r.Client, APIReader: r.APIReader, Recorder: r.Recorder,
+		FieldManager: FieldManager, OwnerKind: "MicroServiceDeploy", OwnerLabel: LabelInstance,
+	}}
+
+	dep := &appsv1.Deployment{}
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(m), dep); err == nil {
+		in.dep = dep
+	} else if !apierrors.IsNotFound(err) {
+		return reconcile.Result{}, err
+	}
+	if err := r.recordResumeScale(ctx, in); err != nil {
+		return reconcile.Result{}, err
+	}
+
+	err := r.reconcileInstance(ctx, in)
+	if err == nil && in.blocked == nil {
+		err = r.reconcileShared(ctx, in)
+	}
+	if serr := r.writeStatus(ctx, m, computeStatus(m, in.dep, in.blocked, r.Config)); serr != nil && err == nil {
+		err = serr
+	}
+	return reconcile.Result{}, err
+}
+
+// recordResumeScale stores, before an instance is scaled to zero for idle,
+// the pod count to bring back when it wakes (it may differ from replicas
+// when the autoscaler scaled it). The status write comes first so that a
+// crash right after scaling down loses nothing.
+func (r *Reconciler) recordResumeScale(ctx context.Context, in *instance) error {
+	m := in.m
+	if !m.Spec.Idle || m.Status.ResumeReplicas != nil || in.dep == nil || ptr.Deref(in.dep.Spec.Replicas, 0) == 0 {
+		return nil
+	}
+	base := m.DeepCopy()
+	m.Status.ResumeReplicas = ptr.To(ptr.Deref(in.dep.Spec.Replicas, 0))
+	if err := r.Client.Status().Patch(ctx, m, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("recording the scale of %s before idling: %w", m.Name, err)
+	}
+	return nil
+}
+
+// desiredReplicas is the pod count the Deployment should have.
+func desiredReplicas(m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment) int32 {
+	if m.Spec.Idle {
+		return 0
+	}
+	want := m.Spec.Replicas
+	if !m.Spec.Autoscaling || want == 0 {
+		return want
+	}
+	// The autoscaler sets the count between its bounds; keep what it chose
+	// (or the count to resume after idle), never below the minimum.
+	minReplicas, maxReplicas := AutoscalingBounds(m)
+	current := int32(0)
+	if dep != nil {
+		current = ptr.Deref(dep.Spec.Replicas, 0)
+	}
+	if r := m.Status.ResumeReplicas; r != nil && current == 0 {
+		current = *r
+	}
+	return min(max(current, minReplicas), maxReplicas)
+}
+
+// autoscaled reports whether the instance has an autoscaler.
+func autoscaled(m *appsv1alpha1.MicroServiceDeploy) bool {
+	return m.Spec.Autoscaling && !m.Spec.Idle && m.Spec.Replicas > 0
+}
+
+func (r *Reconciler) reconcileInstance(ctx context.Context, in *instance) error {
+	m := in.m
+	type child struct {
+		kind    string
+		desired runtime.ApplyConfiguration
+		live    client.Object
+	}
+	named := metav1.ObjectMeta{Name: m.Name}
+	depLive := &appsv1.Deployment{ObjectMeta: named}
+	children := []child{
+		{"ServiceAccount", ServiceAccount(m), &corev1.ServiceAccount{ObjectMeta: named}},
+		{"ConfigMap", ConfigMap(m), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName(m)}}},
+		{"Deployment", Deployment(m, desiredReplicas(m, in.dep)), depLive},
+		{"Service", Service(m), &corev1.Service{ObjectMeta: named}},
+	}
+	if autoscaled(m) {
+		children = append(children, child{"HorizontalPodAutoscaler", HorizontalPodAutoscaler(m), &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: named}})
+	} else if err := in.children.Remove(ctx, m, "HorizontalPodAutoscaler", &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: named}); err != nil {
+		return err
+	}
+	if m.Spec.NeedAuth {
+		children = append(children, child{"NetworkPolicy", NetworkPolicy(m, r.Config), &networkingv1.NetworkPolicy{ObjectMeta: named}})
+	} else if err := in.children.Remove(ctx, m, "NetworkPolicy", &networkingv1.NetworkPolicy{ObjectMeta: named}); err != nil {
+		return err
+	}
+	for _, c := range children {
+		found, blocked, err := in.children.Ensure(ctx, m, c.kind, c.desired, c.live)
+		if c.live == depLive && found {
+			in.dep = depLive
+		}
+		if blocked != nil || err != nil {
+			in.blocked = blocked
+			return err
+		}
+	}
+	return nil
+}
+
+// reconcileShared applies the objects shared by the instances of m's path,
+// and re-applies (or deletes) those of any path m left, so that m stops
+// owning them.
+func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) error {
+	m := in.m
+	instances := &appsv1alpha1.MicroServiceDeployList{}
+	if err := r.Client.List(ctx, instances, client.InNamespace(m.Namespace)); err != nil {
+		return fmt.Errorf("listing MicroServiceDeploys: %w", err)
+	}
+	paths := map[string]*Path{}
+	for i := range instances.Items {
+		o := &instances.Items[i]
+		if o.Spec.MsName != m.Spec.MsName || !o.DeletionTimestamp.IsZero() {
+			continue
+		}
+		p := paths[o.Spec.Path]
+		if p == nil {
+			p = &Path{Namespace: m.Namespace, MsName: m.Spec.MsName, Path: o.Spec.Path}
+			paths[o.Spec.Path] = p
+		}
+		p.Instances = append(p.Instances, o)
+	}
+	for _, p := range paths {
+		sort.Slice(p.Instances, func(i, j int) bool { return p.Instances[i].Name < p.Instances[j].Name })
+	}
+	own := paths[m.Spec.Path]
+	if blocked, err := r.applyPath(ctx, *own); blocked != nil || err != nil {
+		in.blocked = blocked
+		return err
+	}
+
+	// Shared objects of other paths that still name m as an owner: m moved
+	// to another path.
+	stale := &corev1.ServiceList{}
+	if err := r.Client.List(ctx, stale, client.InNamespace(m.Namespace),
+		client.MatchingLabels{LabelMicroService: m.Spec.MsName, apply.LabelManagedBy: apply.ManagedByValue}); err != nil {
+		return err
+	}
+	for _, svc := range stale.Items {
+		path := svc.Labels[LabelPath]
+		if path == m.Spec.Path || svc.Labels[LabelInstance] != "" || !hasOwner(&svc, m.UID) {
+			continue
+		}
+		p := paths[path]
+		if p == nil {
+			p = &Path{Namespace: m.Namespace, MsName: m.Spec.MsName, Path: path}
+		}
+		if _, err := r.applyPath(ctx, *p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyPath writes the shared Service and route of one path, or deletes
+// them when the path has no instance left.
+func (r *Reconciler) applyPath(ctx context.Context, p Path) (*apply.Blocked, error) {
+	name := SharedName(p.MsName, p.Path)
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.Namespace}}
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.Namespace}}
+	if len(p.Instances) == 0 {
+		for _, obj := range []client.Object{ing, svc} {
+			if err := r.deleteShared(ctx, p, obj); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	if blocked, err := r.applyShared(ctx, p, "Service", SharedService(p), svc); blocked != nil || err != nil {
+		return blocked, err
+	}
+	if p.NeedAuth() && r.Config.AuthURL == "" {
+		// Publishing the route without the check would expose a service
+		// that asked for authentication.
+		if err := r.deleteShared(ctx, p, ing); err != nil {
+			return nil, err
+		}
+		return &apply.Blocked{Reason: ReasonAuthNotConfigured, Message: fmt.Sprintf(
+			"needAuth is set but the operator has no external authentication service configured (--microservice-auth-url); the route for %s is not published",
+			Host(r.Config, p.MsName, p.Path))}, nil
+	}
+	return r.applyShared(ctx, p, "Ingress", Ingress(p, r.Config), ing)
+}
+
+// sharedOwned reports whether a shared object is one opsmith made for p.
+func sharedOwned(obj client.Object, p Path) bool {
+	l := obj.GetLabels()
+	return l[apply.LabelManagedBy] == apply.ManagedByValue && l[LabelMicroService] == p.MsName && l[LabelPath] == p.Path && l[LabelInstance] == ""
+}
+
+func (r *Reconciler) applyShared(ctx context.Context, p Path, kind string, desired runtime.ApplyConfiguration, live client.Object) (*apply.Blocked, error) {
+	key := client.ObjectKeyFromObject(live)
+	var current client.Object
+	if err := r.Client.Get(ctx, key, live); err == nil {
+		current = live
+	} else if !apierrors.IsNotFound(err) {
+		return nil, err
+	} else if err := r.APIReader.Get(ctx, key, live); err == nil {
+		if !sharedOwned(live, p) {
+			return &apply.Blocked{Reason: apply.ReasonNameConflict, Message: fmt.Sprintf(
+				"a %s named %s already exists and was not made by opsmith for %s path %s; rename or delete it", kind, key.Name, p.MsName, p.Path)}, nil
+		}
+		current = live
+	} else if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if _, err := (&apply.Applier{Client: r.Client, FieldManager: FieldManager}).Apply(ctx, desired, current); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (r *Reconciler) deleteShared(ctx context.Context, p Path, obj client.Object) error {
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !sharedOwned(obj, p) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Client.Delete(ctx, obj, client.Preconditions{UID: ptr.To(obj.GetUID())}))
+}
+
+func hasOwner(obj client.Object, uid types.UID) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.UID == uid {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Reconciler) writeStatus(ctx context.Context, m *appsv1alpha1.MicroServiceDeploy, st appsv1alpha1.MicroServiceDeployStatus) error {
+	if equality.Semantic.DeepEqual(m.Status, st) {
+		return nil
+	}
+	base := m.DeepCopy()
+	m.Status = st
+	if err := r.Client.Status().Patch(ctx, m, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("writing status of MicroServiceDeploy %s/%s: %w", m.Namespace, m.Name, err)
+	}
+	return nil
+}

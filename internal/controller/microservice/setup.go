@@ -1,0 +1,37 @@
+package microservice
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+
+	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+)
+
+// Name is the controller's name in logs, metrics and events.
+const Name = "microservicedeploy"
+
+// SetupWithManager registers the controller. MicroServiceDeploys are the
+// root objects; a change to an object one controls, or to a shared Service
+// or Ingress one co-owns, reconciles the owners.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	allOwners := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &appsv1alpha1.MicroServiceDeploy{})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(Name).
+		For(&appsv1alpha1.MicroServiceDeploy{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		// Services: the instance's own (controller reference) and the
+		// shared one (a plain owner reference per instance).
+		Watches(&corev1.Service{}, allOwners).
+		Watches(&networkingv1.Ingress{}, allOwners).
+		WithOptions(opts).
+		Complete(r)
+}

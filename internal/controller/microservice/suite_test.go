@@ -1,0 +1,31 @@
+package microservice_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"opsmith.io/opsmith/internal/manager"
+	"opsmith.io/opsmith/test/managertest"
+)
+
+// The tests of this package share one API server (etcd + kube-apiserver, no
+// controller manager: Deployment status is written by the tests, and nothing
+// garbage collects) and one opsmith manager, as shipped.
+var suite = &managertest.Suite{Options: managerOptions()}
+
+// syncPeriod makes the manager reconcile every object again this often
+// without any change, so that tests can prove idle reconciles write nothing.
+const syncPeriod = 3 * time.Second
+
+func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }
+
+func managerOptions() manager.Options {
+	opts := manager.DefaultOptions()
+	opts.Controllers = []string{"microservicedeploy"}
+	opts.SyncPeriod = syncPeriod
+	opts.MicroService.BaseDomain = "ms.test"
+	opts.MicroService.AuthURL = "https://auth.ms.test/verify"
+	opts.MicroService.IngressNamespace = "gateway"
+	return opts
+}
