@@ -46,7 +46,12 @@ func Start(ctx context.Context, cfg *rest.Config, opts manager.Options, writes *
 		cancel()
 		return nil, fmt.Errorf("manager cache did not sync: %w", <-done)
 	}
-	return func() { cancel(); <-done }, nil
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintf(os.Stderr, "manager stopped with error: %v\n", err)
+		}
+	}, nil
 }
 
 type countWrites struct {

@@ -196,25 +196,9 @@ func (r *Reconciler) reconcileInstance(ctx context.Context, in *instance) error 
 // owning them.
 func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) error {
 	m := in.m
-	instances := &appsv1alpha1.MicroServiceDeployList{}
-	if err := r.Client.List(ctx, instances, client.InNamespace(m.Namespace)); err != nil {
-		return fmt.Errorf("listing MicroServiceDeploys: %w", err)
-	}
-	paths := map[string]*Path{}
-	for i := range instances.Items {
-		o := &instances.Items[i]
-		if o.Spec.MsName != m.Spec.MsName || !o.DeletionTimestamp.IsZero() {
-			continue
-		}
-		p := paths[o.Spec.Path]
-		if p == nil {
-			p = &Path{Namespace: m.Namespace, MsName: m.Spec.MsName, Path: o.Spec.Path}
-			paths[o.Spec.Path] = p
-		}
-		p.Instances = append(p.Instances, o)
-	}
-	for _, p := range paths {
-		sort.Slice(p.Instances, func(i, j int) bool { return p.Instances[i].Name < p.Instances[j].Name })
+	paths, err := r.pathsOf(ctx, m)
+	if err != nil {
+		return err
 	}
 	own := paths[m.Spec.Path]
 	if blocked, err := r.applyPath(ctx, *own); blocked != nil || err != nil {
@@ -243,6 +227,31 @@ func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) error {
 		}
 	}
 	return nil
+}
+
+// pathsOf groups the live instances of m's microservice by path.
+func (r *Reconciler) pathsOf(ctx context.Context, m *appsv1alpha1.MicroServiceDeploy) (map[string]*Path, error) {
+	instances := &appsv1alpha1.MicroServiceDeployList{}
+	if err := r.Client.List(ctx, instances, client.InNamespace(m.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing MicroServiceDeploys: %w", err)
+	}
+	paths := map[string]*Path{}
+	for i := range instances.Items {
+		o := &instances.Items[i]
+		if o.Spec.MsName != m.Spec.MsName || !o.DeletionTimestamp.IsZero() {
+			continue
+		}
+		p := paths[o.Spec.Path]
+		if p == nil {
+			p = &Path{Namespace: m.Namespace, MsName: m.Spec.MsName, Path: o.Spec.Path}
+			paths[o.Spec.Path] = p
+		}
+		p.Instances = append(p.Instances, o)
+	}
+	for _, p := range paths {
+		sort.Slice(p.Instances, func(i, j int) bool { return p.Instances[i].Name < p.Instances[j].Name })
+	}
+	return paths, nil
 }
 
 // applyPath writes the shared Service and route of one path, or deletes

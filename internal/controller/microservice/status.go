@@ -51,67 +51,84 @@ func computeStatus(m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment, b
 		st.ResumeReplicas = nil
 	}
 
-	idle := metav1.Condition{Type: appsv1alpha1.ConditionIdle, ObservedGeneration: m.Generation}
-	switch {
-	case m.Spec.Idle && dep != nil && st.Replicas == 0:
-		idle.Status, idle.Reason, idle.Message = metav1.ConditionTrue, ReasonIdle, "no pods run; the Service and route stay"
-	case m.Spec.Idle:
-		idle.Status, idle.Reason, idle.Message = metav1.ConditionFalse, ReasonScalingDown, fmt.Sprintf("going idle: %d pods left", st.Replicas)
-	default:
-		idle.Status, idle.Reason, idle.Message = metav1.ConditionFalse, ReasonActive, "the instance is not idle"
-	}
-	meta.SetStatusCondition(&st.Conditions, idle)
-
-	avail := metav1.Condition{Type: appsv1alpha1.ConditionAvailable, ObservedGeneration: m.Generation}
-	switch {
-	case dep == nil:
-		avail.Status, avail.Reason, avail.Message = metav1.ConditionFalse, ReasonCreating, "the Deployment does not exist yet"
-	case desired > 0 && st.ReadyReplicas >= desired:
-		avail.Status, avail.Reason = metav1.ConditionTrue, ReasonAllReplicasReady
-		avail.Message = fmt.Sprintf("%d of %d pods are ready", st.ReadyReplicas, desired)
-	case desired == 0:
-		avail.Status, avail.Reason, avail.Message = metav1.ConditionFalse, ReasonIdle, "no pods are requested"
-	default:
-		avail.Status, avail.Reason = metav1.ConditionFalse, ReasonReplicasNotReady
-		avail.Message = fmt.Sprintf("%d of %d pods are ready", st.ReadyReplicas, desired)
-	}
-	meta.SetStatusCondition(&st.Conditions, avail)
-
-	prog := metav1.Condition{Type: appsv1alpha1.ConditionProgressing, ObservedGeneration: m.Generation}
+	idle := setIdle(&st, m)
+	avail := setAvailable(&st, m, dep, desired)
 	stuck := ""
 	if dep != nil {
 		stuck = deploymentStuck(dep)
 	}
-	switch {
-	case blocked != nil:
-		prog.Status, prog.Reason, prog.Message = metav1.ConditionFalse, blocked.Reason, blocked.Message
-	case dep == nil:
-		prog.Status, prog.Reason, prog.Message = metav1.ConditionTrue, ReasonCreating, "creating the instance's objects"
-	case stuck != "":
-		prog.Status, prog.Reason, prog.Message = metav1.ConditionFalse, ReasonRolloutStuck, stuck
-	case done:
-		prog.Status, prog.Reason = metav1.ConditionFalse, ReasonRolloutComplete
-		prog.Message = fmt.Sprintf("%d pods of version %s are up to date", desired, m.Spec.Version)
-	default:
-		prog.Status, prog.Reason = metav1.ConditionTrue, ReasonRollingOut
-		prog.Message = fmt.Sprintf("%d of %d pods updated, %d ready, %d in total",
-			dep.Status.UpdatedReplicas, desired, dep.Status.ReadyReplicas, dep.Status.Replicas)
-	}
-	meta.SetStatusCondition(&st.Conditions, prog)
+	setProgressing(&st, m, dep, desired, done, stuck, blocked)
 
 	switch {
 	case blocked != nil || stuck != "":
 		st.Phase = appsv1alpha1.PhaseFailed
-	case idle.Status == metav1.ConditionTrue:
+	case idle:
 		st.Phase = appsv1alpha1.PhaseIdle
 	case dep == nil:
 		st.Phase = appsv1alpha1.PhasePending
-	case done && avail.Status == metav1.ConditionTrue:
+	case done && avail:
 		st.Phase = appsv1alpha1.PhaseRunning
 	default:
 		st.Phase = appsv1alpha1.PhaseProgressing
 	}
 	return st
+}
+
+// setIdle sets the Idle condition and reports whether the instance is idle.
+func setIdle(st *appsv1alpha1.MicroServiceDeployStatus, m *appsv1alpha1.MicroServiceDeploy) bool {
+	c := metav1.Condition{Type: appsv1alpha1.ConditionIdle, ObservedGeneration: m.Generation}
+	switch {
+	case m.Spec.Idle && st.Replicas == 0:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonIdle, "no pods run; the Service and route stay"
+	case m.Spec.Idle:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonScalingDown, fmt.Sprintf("going idle: %d pods left", st.Replicas)
+	default:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonActive, "the instance is not idle"
+	}
+	meta.SetStatusCondition(&st.Conditions, c)
+	return c.Status == metav1.ConditionTrue
+}
+
+// setAvailable sets Available: True when every wanted pod is ready.
+func setAvailable(st *appsv1alpha1.MicroServiceDeployStatus, m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment, desired int32) bool {
+	c := metav1.Condition{Type: appsv1alpha1.ConditionAvailable, ObservedGeneration: m.Generation}
+	switch {
+	case dep == nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonCreating, "the Deployment does not exist yet"
+	case desired == 0:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonIdle, "no pods are requested"
+	case st.ReadyReplicas >= desired:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonAllReplicasReady
+		c.Message = fmt.Sprintf("%d of %d pods are ready", st.ReadyReplicas, desired)
+	default:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonReplicasNotReady
+		c.Message = fmt.Sprintf("%d of %d pods are ready", st.ReadyReplicas, desired)
+	}
+	meta.SetStatusCondition(&st.Conditions, c)
+	return c.Status == metav1.ConditionTrue
+}
+
+// setProgressing sets Progressing: True while converging, False when done
+// or when something blocks it, with the reason.
+func setProgressing(st *appsv1alpha1.MicroServiceDeployStatus, m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment,
+	desired int32, done bool, stuck string, blocked *apply.Blocked) {
+	c := metav1.Condition{Type: appsv1alpha1.ConditionProgressing, ObservedGeneration: m.Generation}
+	switch {
+	case blocked != nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, blocked.Reason, blocked.Message
+	case dep == nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonCreating, "creating the instance's objects"
+	case stuck != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonRolloutStuck, stuck
+	case done:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonRolloutComplete
+		c.Message = fmt.Sprintf("%d pods of version %s are up to date", desired, m.Spec.Version)
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonRollingOut
+		c.Message = fmt.Sprintf("%d of %d pods updated, %d ready, %d in total",
+			dep.Status.UpdatedReplicas, desired, dep.Status.ReadyReplicas, dep.Status.Replicas)
+	}
+	meta.SetStatusCondition(&st.Conditions, c)
 }
 
 // createdAt renders epoch milliseconds as RFC 3339, or "" when absent.
