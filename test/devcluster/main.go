@@ -87,6 +87,9 @@ func run(root string, existing bool, dir string, nodes int, samples, namespace s
 	mgr, err := testbed.StartProcess("manager", filepath.Join(root, "bin", "manager"), []string{
 		"--kubeconfig=" + kubeconfig,
 		"--leader-elect=false",
+		// The MicroServiceDeploy sample asks for tenant authentication;
+		// a real cluster points this at its authentication service.
+		"--microservice-auth-url=http://auth.opsmith.local/verify",
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[0]),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
 	}, "")
@@ -112,7 +115,7 @@ opsmith is running against %s; the samples in %s are applied in namespace %q.
 In another shell:
   export KUBECONFIG=%s
   export PATH=%s:$PATH    # kubectl built by make testbed
-  kubectl get appservices,deployments,services,pods -n %s
+  kubectl get appservices,microservicedeploys,deployments,services,ingresses,hpa,pods -n %s
   kubectl describe appservice nginx-app -n %s
 
 Manager metrics: https://127.0.0.1:%d/metrics (needs a bearer token); probes: http://127.0.0.1:%d/readyz

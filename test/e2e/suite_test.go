@@ -127,6 +127,8 @@ func startManager(ctx context.Context) error {
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[0]),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[1]),
 		"--zap-log-level=debug",
+		"--microservice-base-domain=e2e.test",
+		"--microservice-auth-url=https://auth.e2e.test/verify",
 	)
 	return err
 }
