@@ -121,7 +121,8 @@ func isObjectList(l []any) bool {
 
 // subset reports whether want is contained in got: maps key by key, lists
 // element by element (got may have extra trailing elements added by other
-// managers; lists of scalars must match exactly), scalars by equality.
+// managers; lists of scalars must match exactly), scalars by equality (a
+// zero value matching an absent field).
 func subset(want, got any) bool {
 	switch w := want.(type) {
 	case map[string]any:
@@ -152,6 +153,11 @@ func subset(want, got any) bool {
 		}
 		return true
 	default:
+		// Typed objects omit zero values of omitempty fields (false, 0,
+		// ""): a desired zero value matches an absent one.
+		if got == nil {
+			return want == false || want == float64(0) || want == ""
+		}
 		return want == got
 	}
 }

@@ -32,6 +32,9 @@ func TestSubset(t *testing.T) {
 		{"empty map wanted, absent in live", `{"m":{}}`, `{}`, true},
 		{"type mismatch", `{"m":{"a":1}}`, `{"m":"x"}`, false},
 		{"null in live", `{"m":{"a":1}}`, `{"m":null}`, false},
+		{"false matches an omitted field", `{"b":false,"n":0,"s":""}`, `{}`, true},
+		{"true does not match an omitted field", `{"b":true}`, `{}`, false},
+		{"zero does not match another value", `{"n":0}`, `{"n":1}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

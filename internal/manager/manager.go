@@ -11,6 +11,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -142,6 +143,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			&autoscalingv2.HorizontalPodAutoscaler{}: managed,
 			&networkingv1.NetworkPolicy{}:            managed,
 			&networkingv1.Ingress{}:                  managed,
+			&corev1.ResourceQuota{}:                  managed,
+			&schedulingv1.PriorityClass{}:            managed,
 		},
 		// managedFields are large and never read by opsmith: the apply
 		// package compares object content, not field ownership.

@@ -14,6 +14,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,6 +55,8 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=delete
+// +kubebuilder:rbac:groups="",resources=resourcequotas,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=scheduling.k8s.io,resources=priorityclasses,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // instance is the state of one reconcile.
@@ -70,12 +73,14 @@ type instance struct {
 //  1. get the instance (gone: nothing to do; its objects are garbage
 //     collected, and shared objects lose it as an owner);
 //  2. when it goes idle, record the scale to restore in status first;
-//  3. apply ServiceAccount, ConfigMap, Deployment and Service; apply or
+//  3. size the namespace's ResourceQuota for every instance in it (before
+//     the Deployment, so that a scale-up is never refused);
+//  4. apply ServiceAccount, ConfigMap, Deployment and Service; apply or
 //     remove the autoscaler (autoscaling, not idle) and the NetworkPolicy
 //     (needAuth);
-//  4. apply the Service and route shared by the instances of its msName and
+//  5. apply the Service and route shared by the instances of its msName and
 //     path, and release shared objects of a path it left;
-//  5. compute status from what was observed and write it if it changed.
+//  6. compute status from what was observed and write it if it changed.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	m := &appsv1alpha1.MicroServiceDeploy{}
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
@@ -99,7 +104,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 
-	err := r.reconcileInstance(ctx, in)
+	err := r.reconcileQuota(ctx, in)
+	if err == nil && in.blocked == nil {
+		err = r.reconcileInstance(ctx, in)
+	}
 	if err == nil && in.blocked == nil {
 		err = r.reconcileShared(ctx, in)
 	}
@@ -268,7 +276,8 @@ func (r *Reconciler) applyPath(ctx context.Context, p Path) (*apply.Blocked, err
 		}
 		return nil, nil
 	}
-	if blocked, err := r.applyShared(ctx, p, "Service", SharedService(p), svc); blocked != nil || err != nil {
+	ours := func(obj client.Object) bool { return sharedOwned(obj, p) }
+	if blocked, err := r.applyShared(ctx, "Service", SharedService(p), svc, ours); blocked != nil || err != nil {
 		return blocked, err
 	}
 	if p.NeedAuth() && r.Config.AuthURL == "" {
@@ -281,7 +290,7 @@ func (r *Reconciler) applyPath(ctx context.Context, p Path) (*apply.Blocked, err
 			"needAuth is set but the operator has no external authentication service configured (--microservice-auth-url); the route for %s is not published",
 			Host(r.Config, p.MsName, p.Path))}, nil
 	}
-	return r.applyShared(ctx, p, "Ingress", Ingress(p, r.Config), ing)
+	return r.applyShared(ctx, "Ingress", Ingress(p, r.Config), ing, ours)
 }
 
 // sharedOwned reports whether a shared object is one opsmith made for p.
@@ -290,7 +299,16 @@ func sharedOwned(obj client.Object, p Path) bool {
 	return l[apply.LabelManagedBy] == apply.ManagedByValue && l[LabelMicroService] == p.MsName && l[LabelPath] == p.Path && l[LabelInstance] == ""
 }
 
-func (r *Reconciler) applyShared(ctx context.Context, p Path, kind string, desired runtime.ApplyConfiguration, live client.Object) (*apply.Blocked, error) {
+// madeByOpsmith reports whether an object carries opsmith's label.
+func madeByOpsmith(obj client.Object) bool {
+	return obj.GetLabels()[apply.LabelManagedBy] == apply.ManagedByValue
+}
+
+// applyShared applies an object several instances share (or a cluster-wide
+// one), refusing to take over an object of that name that ours says opsmith
+// did not make.
+func (r *Reconciler) applyShared(ctx context.Context, kind string, desired runtime.ApplyConfiguration, live client.Object,
+	ours func(client.Object) bool) (*apply.Blocked, error) {
 	key := client.ObjectKeyFromObject(live)
 	var current client.Object
 	if err := r.Client.Get(ctx, key, live); err == nil {
@@ -298,9 +316,9 @@ func (r *Reconciler) applyShared(ctx context.Context, p Path, kind string, desir
 	} else if !apierrors.IsNotFound(err) {
 		return nil, err
 	} else if err := r.APIReader.Get(ctx, key, live); err == nil {
-		if !sharedOwned(live, p) {
+		if !ours(live) {
 			return &apply.Blocked{Reason: apply.ReasonNameConflict, Message: fmt.Sprintf(
-				"a %s named %s already exists and was not made by opsmith for %s path %s; rename or delete it", kind, key.Name, p.MsName, p.Path)}, nil
+				"a %s named %s already exists and was not made by opsmith; rename or delete it", kind, key.Name)}, nil
 		}
 		current = live
 	} else if !apierrors.IsNotFound(err) {
@@ -310,6 +328,30 @@ func (r *Reconciler) applyShared(ctx context.Context, p Path, kind string, desir
 		return nil, err
 	}
 	return nil, nil
+}
+
+// reconcileQuota makes sure the priority class of microservice pods exists
+// and sizes the namespace's quota for every live instance in it.
+func (r *Reconciler) reconcileQuota(ctx context.Context, in *instance) error {
+	pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: PriorityClassName}}
+	if blocked, err := r.applyShared(ctx, "PriorityClass", PriorityClass(), pc, madeByOpsmith); blocked != nil || err != nil {
+		in.blocked = blocked
+		return err
+	}
+	list := &appsv1alpha1.MicroServiceDeployList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(in.m.Namespace)); err != nil {
+		return fmt.Errorf("listing MicroServiceDeploys: %w", err)
+	}
+	var instances []*appsv1alpha1.MicroServiceDeploy
+	for i := range list.Items {
+		if list.Items[i].DeletionTimestamp.IsZero() {
+			instances = append(instances, &list.Items[i])
+		}
+	}
+	quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: QuotaName, Namespace: in.m.Namespace}}
+	blocked, err := r.applyShared(ctx, "ResourceQuota", ResourceQuota(in.m.Namespace, instances), quota, madeByOpsmith)
+	in.blocked = blocked
+	return err
 }
 
 func (r *Reconciler) deleteShared(ctx context.Context, p Path, obj client.Object) error {

@@ -198,6 +198,23 @@ func TestSeedSampleCreatesEveryObject(t *testing.T) {
 		}
 	}
 
+	// One autoscaled instance: at most 10 pods plus one during a rollout,
+	// each 2 CPUs and 4Gi.
+	quota := get(t, ns, microservice.QuotaName, &corev1.ResourceQuota{})
+	wantHard := map[corev1.ResourceName]string{
+		corev1.ResourcePods: "11", corev1.ResourceLimitsCPU: "22", corev1.ResourceRequestsCPU: "22",
+		corev1.ResourceLimitsMemory: "44Gi", corev1.ResourceRequestsMemory: "44Gi",
+	}
+	for k, v := range wantHard {
+		if q := quota.Spec.Hard[k]; q.String() != v {
+			t.Errorf("quota %s = %s, want %s", k, q.String(), v)
+		}
+	}
+	if sel := quota.Spec.ScopeSelector.MatchExpressions[0]; sel.ScopeName != corev1.ResourceQuotaScopePriorityClass ||
+		sel.Values[0] != microservice.PriorityClassName || pod.PriorityClassName != microservice.PriorityClassName {
+		t.Errorf("quota scope %+v, pod priority class %q", sel, pod.PriorityClassName)
+	}
+
 	markReady(t, ns, name)
 	got := waitPhase(t, ns, name, appsv1alpha1.PhaseRunning)
 	if got.Status.URL != "http://v1.ms-sample.ms.test/" || got.Status.CreatedAt != "2018-08-29T12:45:18Z" ||
@@ -415,6 +432,7 @@ func TestIdleReconcileWritesNothing(t *testing.T) {
 		{name, &appsv1alpha1.MicroServiceDeploy{}}, {name, &appsv1.Deployment{}}, {name, &corev1.Service{}},
 		{name, &corev1.ServiceAccount{}}, {name + "-config", &corev1.ConfigMap{}}, {name, &autoscalingv2.HorizontalPodAutoscaler{}},
 		{name, &networkingv1.NetworkPolicy{}}, {"ms-sample-v1", &corev1.Service{}}, {"ms-sample-v1", &networkingv1.Ingress{}},
+		{microservice.QuotaName, &corev1.ResourceQuota{}},
 	}
 	managertest.ExpectIdle(t, suite.Cluster.Config, suite.Options, ns, microservice.Name, 30*time.Second, 10, func() string {
 		out := ""
@@ -423,6 +441,58 @@ func TestIdleReconcileWritesNothing(t *testing.T) {
 		}
 		return out
 	})
+}
+
+// TestQuotaSumsEveryInstance: the namespace quota is the sum of the largest
+// footprints; a resource not every instance declares is not limited; an
+// idle instance counts for nothing.
+func TestQuotaSumsEveryInstance(t *testing.T) {
+	ctx := context.Background()
+	ns := testbed.Namespace(t, suite.Client)
+	a := instance(ns, "svc-a-v1s0", "v1")
+	a.Spec.MsName = "svc-a"
+	a.Spec.Replicas = 3 // 4 pods with the rollout's extra one
+	a.Spec.ResourceRequirements.Limits.CPU = ptr.To(resource.MustParse("500m"))
+	a.Spec.ResourceRequirements.Limits.Memory = ptr.To(resource.MustParse("1Gi"))
+	b := instance(ns, "svc-b-v1s0", "v1")
+	b.Spec.MsName = "svc-b"
+	b.Spec.Replicas = 1
+	b.Spec.Autoscaling = true
+	b.Spec.AutoscalingPolicy = &appsv1alpha1.AutoscalingPolicy{MaxReplicas: ptr.To[int32](5)} // 6 pods
+	b.Spec.ResourceRequirements.Limits.CPU = ptr.To(resource.MustParse("1"))
+	for _, m := range []*appsv1alpha1.MicroServiceDeploy{a, b} {
+		if err := suite.Client.Create(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hardIs := func(want map[corev1.ResourceName]string) func() error {
+		return func() error {
+			q := &corev1.ResourceQuota{}
+			if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: microservice.QuotaName}, q); err != nil {
+				return err
+			}
+			if len(q.Spec.Hard) != len(want) {
+				return fmt.Errorf("hard %v, want %v", q.Spec.Hard, want)
+			}
+			for k, v := range want {
+				if got := q.Spec.Hard[k]; got.String() != v {
+					return fmt.Errorf("hard %v, want %v", q.Spec.Hard, want)
+				}
+			}
+			if len(q.OwnerReferences) != 2 {
+				return fmt.Errorf("owners %v", q.OwnerReferences)
+			}
+			return nil
+		}
+	}
+	// 4 x 500m + 6 x 1 CPU; memory is declared by a only, so not limited.
+	eventually(t, "quota sums both", hardIs(map[corev1.ResourceName]string{
+		corev1.ResourcePods: "10", corev1.ResourceLimitsCPU: "8",
+	}))
+	update(t, ns, b.Name, func(m *appsv1alpha1.MicroServiceDeploy) { m.Spec.Idle = true })
+	eventually(t, "idle instance counts for nothing", hardIs(map[corev1.ResourceName]string{
+		corev1.ResourcePods: "4", corev1.ResourceLimitsCPU: "2", corev1.ResourceLimitsMemory: "4Gi",
+	}))
 }
 
 // TestRefusesToTakeOverAForeignRoute: an Ingress of the shared name that

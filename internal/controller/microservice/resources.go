@@ -206,6 +206,7 @@ func Deployment(m *appsv1alpha1.MicroServiceDeploy, replicas int32) *appsv1ac.De
 				WithAnnotations(map[string]string{AnnotationConfigHash: configHash(m)}).
 				WithSpec(corev1ac.PodSpec().
 					WithServiceAccountName(m.Name).
+					WithPriorityClassName(PriorityClassName).
 					WithAutomountServiceAccountToken(m.Spec.AutomountServiceAccountToken).
 					WithSecurityContext(corev1ac.PodSecurityContext().
 						WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).

@@ -32,6 +32,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 		// shared one (a plain owner reference per instance).
 		Watches(&corev1.Service{}, allOwners).
 		Watches(&networkingv1.Ingress{}, allOwners).
+		Watches(&corev1.ResourceQuota{}, allOwners).
 		WithOptions(opts).
 		Complete(r)
 }
