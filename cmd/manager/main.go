@@ -9,6 +9,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"opsmith.io/opsmith/internal/controller/microservice"
 	"opsmith.io/opsmith/internal/manager"
 )
 
@@ -43,12 +44,32 @@ func main() {
 		"MicroServiceDeploy: where unauthenticated browsers are sent (optional)")
 	flag.StringVar(&o.MicroService.IngressNamespace, "microservice-ingress-namespace", o.MicroService.IngressNamespace,
 		"MicroServiceDeploy: namespace of the ingress controller, the only source of traffic to pods with needAuth")
+	var gateway, authService string
+	flag.StringVar(&gateway, "microservice-gateway", "",
+		"MicroServiceDeploy: route with Gateway API HTTPRoutes attached to this Gateway (namespace/name) instead of Ingresses")
+	flag.StringVar(&authService, "microservice-auth-service", "",
+		"MicroServiceDeploy with a Gateway: external authentication Service (namespace/name:port) that HTTPRoutes of needAuth microservices call")
+	flag.StringVar(&o.MicroService.AuthPath, "microservice-auth-path", "",
+		"MicroServiceDeploy with a Gateway: path prefix of the authentication Service's checks")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	var err error
+	if gateway != "" {
+		if o.MicroService.Gateway, err = microservice.ParseObjectRef(gateway, false); err != nil {
+			log.Error(err, "invalid --microservice-gateway")
+			os.Exit(2)
+		}
+	}
+	if authService != "" {
+		if o.MicroService.AuthService, err = microservice.ParseObjectRef(authService, true); err != nil {
+			log.Error(err, "invalid --microservice-auth-service")
+			os.Exit(2)
+		}
+	}
 	o.Controllers = splitList(controllers)
 	o.Namespaces = splitList(namespaces)
 

@@ -126,32 +126,9 @@ func isObjectList(l []any) bool {
 func subset(want, got any) bool {
 	switch w := want.(type) {
 	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok {
-			return len(w) == 0 && got == nil
-		}
-		for k, wv := range w {
-			if !subset(wv, g[k]) {
-				return false
-			}
-		}
-		return true
+		return subsetMap(w, got)
 	case []any:
-		g, ok := got.([]any)
-		if !ok {
-			return len(w) == 0 && got == nil
-		}
-		// Lists of scalars are atomic and must match exactly; lists of
-		// objects may have extra trailing entries owned by other managers.
-		if len(g) < len(w) || (len(g) != len(w) && !isObjectList(w)) {
-			return false
-		}
-		for i := range w {
-			if !subset(w[i], g[i]) {
-				return false
-			}
-		}
-		return true
+		return subsetList(w, got)
 	default:
 		// Typed objects omit zero values of omitempty fields (false, 0,
 		// ""): a desired zero value matches an absent one.
@@ -160,4 +137,35 @@ func subset(want, got any) bool {
 		}
 		return want == got
 	}
+}
+
+func subsetMap(w map[string]any, got any) bool {
+	g, ok := got.(map[string]any)
+	if !ok {
+		return len(w) == 0 && got == nil
+	}
+	for k, wv := range w {
+		if !subset(wv, g[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func subsetList(w []any, got any) bool {
+	g, ok := got.([]any)
+	if !ok {
+		return len(w) == 0 && got == nil
+	}
+	// Lists of scalars are atomic and must match exactly; lists of objects
+	// may have extra trailing entries owned by other managers.
+	if len(g) < len(w) || (len(g) != len(w) && !isObjectList(w)) {
+		return false
+	}
+	for i := range w {
+		if !subset(w[i], g[i]) {
+			return false
+		}
+	}
+	return true
 }

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
 	"opsmith.io/opsmith/internal/apply"
@@ -114,6 +115,7 @@ func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(appsv1alpha1.AddToScheme(s))
+	utilruntime.Must(gatewayv1.Install(s))
 	return s
 }
 
@@ -149,6 +151,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		// managedFields are large and never read by opsmith: the apply
 		// package compares object content, not field ownership.
 		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+	if o.MicroService.Gateway.Name != "" {
+		cacheOpts.ByObject[&gatewayv1.HTTPRoute{}] = managed
 	}
 	if len(o.Namespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}

@@ -126,6 +126,8 @@ type Suite struct {
 	// Options of the shared manager; also the base of the managers that
 	// ExpectIdle starts.
 	Options manager.Options
+	// CRDDirs are installed besides config/crd/bases.
+	CRDDirs []string
 	Cluster *testbed.Cluster
 	Client  client.Client
 }
@@ -143,8 +145,10 @@ func (s *Suite) Main(m *testing.M) int {
 		if s.Client, err = client.New(c.Config, client.Options{Scheme: manager.Scheme()}); err != nil {
 			return err
 		}
-		if err := testbed.InstallCRDs(ctx, s.Client, filepath.Join(testbed.RepoRoot(), "config", "crd", "bases")); err != nil {
-			return err
+		for _, dir := range append([]string{filepath.Join(testbed.RepoRoot(), "config", "crd", "bases")}, s.CRDDirs...) {
+			if err := testbed.InstallCRDs(ctx, s.Client, dir); err != nil {
+				return err
+			}
 		}
 		stop, err := Start(ctx, c.Config, s.Options, nil)
 		if err != nil {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -73,12 +75,18 @@ func Apply(ctx context.Context, c client.Client, objs ...*unstructured.Unstructu
 	return nil
 }
 
-// InstallCRDs applies the CustomResourceDefinitions in dir and waits until
-// the API server serves them.
+// InstallCRDs applies the CustomResourceDefinitions in dir (other objects
+// there are skipped) and waits until the API server serves them.
 func InstallCRDs(ctx context.Context, c client.Client, dir string) error {
-	objs, err := ReadManifests(dir)
+	all, err := ReadManifests(dir)
 	if err != nil {
 		return err
+	}
+	var objs []*unstructured.Unstructured
+	for _, o := range all {
+		if o.GetKind() == "CustomResourceDefinition" {
+			objs = append(objs, o)
+		}
 	}
 	if len(objs) == 0 {
 		return fmt.Errorf("no CRDs found in %s", dir)
@@ -118,4 +126,17 @@ func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
 		}
 	}
 	return false
+}
+
+// ModuleDir returns the directory of a Go module the repository depends
+// on, in the module cache (downloading it if needed): for example to
+// install the CRDs a dependency ships.
+func ModuleDir(module string) (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module)
+	cmd.Dir = RepoRoot()
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locating module %s: %w", module, err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }

@@ -54,6 +54,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=delete
 // +kubebuilder:rbac:groups="",resources=resourcequotas,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=scheduling.k8s.io,resources=priorityclasses,verbs=get;list;watch;create;patch
@@ -267,9 +268,15 @@ func (r *Reconciler) pathsOf(ctx context.Context, m *appsv1alpha1.MicroServiceDe
 func (r *Reconciler) applyPath(ctx context.Context, p Path) (*apply.Blocked, error) {
 	name := SharedName(p.MsName, p.Path)
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.Namespace}}
-	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.Namespace}}
+	desiredRoute, liveRoute, otherRoute := route(p, r.Config)
+	if otherRoute != nil {
+		// The route kind changed with the operator's configuration.
+		if err := r.deleteShared(ctx, p, otherRoute); err != nil {
+			return nil, err
+		}
+	}
 	if len(p.Instances) == 0 {
-		for _, obj := range []client.Object{ing, svc} {
+		for _, obj := range []client.Object{liveRoute, svc} {
 			if err := r.deleteShared(ctx, p, obj); err != nil {
 				return nil, err
 			}
@@ -280,17 +287,31 @@ func (r *Reconciler) applyPath(ctx context.Context, p Path) (*apply.Blocked, err
 	if blocked, err := r.applyShared(ctx, "Service", SharedService(p), svc, ours); blocked != nil || err != nil {
 		return blocked, err
 	}
-	if p.NeedAuth() && r.Config.AuthURL == "" {
+	if p.NeedAuth() && !r.Config.authConfigured() {
 		// Publishing the route without the check would expose a service
 		// that asked for authentication.
-		if err := r.deleteShared(ctx, p, ing); err != nil {
+		if err := r.deleteShared(ctx, p, liveRoute); err != nil {
 			return nil, err
 		}
 		return &apply.Blocked{Reason: ReasonAuthNotConfigured, Message: fmt.Sprintf(
-			"needAuth is set but the operator has no external authentication service configured (--microservice-auth-url); the route for %s is not published",
-			Host(r.Config, p.MsName, p.Path))}, nil
+			"needAuth is set but the operator has no external authentication configured (%s); the route for %s is not published",
+			r.Config.authSetting(), Host(r.Config, p.MsName, p.Path))}, nil
 	}
-	return r.applyShared(ctx, "Ingress", Ingress(p, r.Config), ing, ours)
+	blocked, err := r.applyShared(ctx, routeKind(liveRoute), desiredRoute, liveRoute, ours)
+	if err != nil && (apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)) {
+		// For example an ExternalAuth filter on a cluster whose Gateway
+		// API CRDs are the standard channel, which lacks it.
+		return &apply.Blocked{Reason: apply.ReasonApplyFailed, Message: fmt.Sprintf(
+			"%s %s rejected by the API server: %v", routeKind(liveRoute), name, err)}, err
+	}
+	return blocked, err
+}
+
+func routeKind(obj client.Object) string {
+	if _, ok := obj.(*networkingv1.Ingress); ok {
+		return "Ingress"
+	}
+	return "HTTPRoute"
 }
 
 // sharedOwned reports whether a shared object is one opsmith made for p.

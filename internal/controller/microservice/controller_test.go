@@ -136,10 +136,11 @@ func TestSeedSampleCreatesEveryObject(t *testing.T) {
 	m := seedSample(t, ns)
 	name := m.Name // ms-sample-v1s0
 
-	dep := &appsv1.Deployment{}
-	eventually(t, "Deployment created", func() error {
-		return suite.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, dep)
+	// The shared route is written last.
+	eventually(t, "every object created", func() error {
+		return suite.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "ms-sample-v1"}, &networkingv1.Ingress{})
 	})
+	dep := get(t, ns, name, &appsv1.Deployment{})
 	if ref := metav1.GetControllerOf(dep); ref == nil || ref.UID != m.UID {
 		t.Errorf("Deployment controller reference %+v", ref)
 	}

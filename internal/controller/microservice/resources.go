@@ -59,9 +59,18 @@ type Config struct {
 	AuthURL string
 	// AuthSignin is where unauthenticated browsers are sent (optional).
 	AuthSignin string
-	// IngressNamespace is the namespace of the ingress controller: with
-	// needAuth, pods accept traffic only from there.
+	// IngressNamespace is the namespace of the ingress controller (or of
+	// the Gateway's proxies): with needAuth, pods accept traffic only from
+	// there.
 	IngressNamespace string
+	// Gateway, when set, routes domain names with HTTPRoutes attached to
+	// this Gateway instead of Ingresses.
+	Gateway ObjectRef
+	// AuthService is the external authentication Service that HTTPRoutes
+	// of needAuth microservices call (ExternalAuth filter), and AuthPath the
+	// path prefix of its checks.
+	AuthService ObjectRef
+	AuthPath    string
 }
 
 // DefaultConfig is the configuration the manager starts with.

@@ -8,6 +8,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
 )
@@ -20,7 +21,13 @@ const Name = "microservicedeploy"
 // or Ingress one co-owns, reconciles the owners.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	allOwners := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &appsv1alpha1.MicroServiceDeploy{})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.Config.Gateway.Name != "" {
+		// Only with a Gateway configured: without one the Gateway API
+		// CRDs may not be installed at all.
+		b = b.Watches(&gatewayv1.HTTPRoute{}, allOwners)
+	}
+	return b.
 		Named(Name).
 		For(&appsv1alpha1.MicroServiceDeploy{}).
 		Owns(&appsv1.Deployment{}).
