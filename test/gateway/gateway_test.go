@@ -49,16 +49,12 @@ func TestMain(m *testing.M) {
 
 func seedSample(t *testing.T, ns string) *appsv1alpha1.MicroServiceDeploy {
 	t.Helper()
-	objs, err := testbed.ReadManifestFile(filepath.Join(testbed.RepoRoot(), "config", "samples", "apps_v1alpha1_microservicedeploy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs[0].SetNamespace(ns)
-	if err := suite.Client.Create(context.Background(), objs[0]); err != nil {
+	sample := testbed.Sample(t, "apps_v1alpha1_microservicedeploy.yaml", ns)
+	if err := suite.Client.Create(context.Background(), sample); err != nil {
 		t.Fatal(err)
 	}
 	m := &appsv1alpha1.MicroServiceDeploy{}
-	if err := suite.Client.Get(context.Background(), client.ObjectKeyFromObject(objs[0]), m); err != nil {
+	if err := suite.Client.Get(context.Background(), client.ObjectKeyFromObject(sample), m); err != nil {
 		t.Fatal(err)
 	}
 	return m

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -139,4 +140,19 @@ func ModuleDir(module string) (string, error) {
 		return "", fmt.Errorf("locating module %s: %w", module, err)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// Sample reads the one object of config/samples/<file> and puts it in
+// namespace ns.
+func Sample(t testing.TB, file, ns string) *unstructured.Unstructured {
+	t.Helper()
+	objs, err := ReadManifestFile(filepath.Join(RepoRoot(), "config", "samples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 {
+		t.Fatalf("%s holds %d objects, want 1", file, len(objs))
+	}
+	objs[0].SetNamespace(ns)
+	return objs[0]
 }

@@ -81,21 +81,7 @@ func TestMicroServiceDeployAdmission(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := validMicroServiceDeploy()
 			tt.mutate(m)
-			err := k8s.Create(context.Background(), m, client.DryRunAll)
-			if len(tt.wantErr) == 0 {
-				if err != nil {
-					t.Fatalf("rejected: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("accepted, want an error containing %q", tt.wantErr)
-			}
-			for _, want := range tt.wantErr {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error %q does not contain %q", err, want)
-				}
-			}
+			expectAdmission(t, m, tt.wantErr)
 		})
 	}
 }

@@ -101,22 +101,30 @@ func TestAppServiceAdmission(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			as := validAppService()
 			tt.mutate(as)
-			err := k8s.Create(context.Background(), as, client.DryRunAll)
-			if len(tt.wantErr) == 0 {
-				if err != nil {
-					t.Fatalf("rejected: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("accepted, want an error containing %q", tt.wantErr)
-			}
-			for _, want := range tt.wantErr {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error %q does not contain %q", err, want)
-				}
-			}
+			expectAdmission(t, as, tt.wantErr)
 		})
+	}
+}
+
+// expectAdmission creates obj (dry run) and checks the API server accepts
+// it when wantErr is empty, or rejects it with a message containing every
+// string of wantErr.
+func expectAdmission(t *testing.T, obj client.Object, wantErr []string) {
+	t.Helper()
+	err := k8s.Create(context.Background(), obj, client.DryRunAll)
+	if len(wantErr) == 0 {
+		if err != nil {
+			t.Fatalf("rejected: %v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("accepted, want an error containing %q", wantErr)
+	}
+	for _, want := range wantErr {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
 	}
 }
 

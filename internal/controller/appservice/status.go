@@ -4,27 +4,26 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
 	"opsmith.io/opsmith/internal/apply"
+	"opsmith.io/opsmith/internal/rollout"
 )
 
 // Condition reasons.
 const (
-	ReasonAllReplicasReady  = "AllReplicasReady"
-	ReasonScaledToZero      = "ScaledToZero"
-	ReasonReplicasNotReady  = "ReplicasNotReady"
-	ReasonCreating          = "Creating"
-	ReasonRollingOut        = "RollingOut"
-	ReasonRolloutComplete   = "RolloutComplete"
-	ReasonRolloutStuck      = "ProgressDeadlineExceeded"
-	ReasonNameConflict      = apply.ReasonNameConflict
-	ReasonApplyFailed       = apply.ReasonApplyFailed
-	deploymentProgressStuck = "ProgressDeadlineExceeded"
+	ReasonAllReplicasReady = "AllReplicasReady"
+	ReasonScaledToZero     = "ScaledToZero"
+	ReasonReplicasNotReady = "ReplicasNotReady"
+	ReasonCreating         = "Creating"
+	ReasonRollingOut       = "RollingOut"
+	ReasonRolloutComplete  = "RolloutComplete"
+	ReasonRolloutStuck     = rollout.ReasonStuck
+	ReasonNameConflict     = apply.ReasonNameConflict
+	ReasonApplyFailed      = apply.ReasonApplyFailed
 )
 
 // computeStatus derives the AppService status from the observed Deployment
@@ -73,9 +72,9 @@ func setProgressing(st *appsv1alpha1.AppServiceStatus, as *appsv1alpha1.AppServi
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, stuck.Reason, stuck.Message
 	case dep == nil:
 		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonCreating, "creating the Deployment and Service"
-	case deploymentStuck(dep) != "":
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonRolloutStuck, deploymentStuck(dep)
-	case rolloutDone(dep, size):
+	case rollout.Stuck(dep) != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonRolloutStuck, rollout.Stuck(dep)
+	case rollout.Done(dep, size):
 		c.Status, c.Reason = metav1.ConditionFalse, ReasonRolloutComplete
 		c.Message = fmt.Sprintf("%d pods of image %s are up to date", size, as.Spec.Image)
 	default:
@@ -84,23 +83,4 @@ func setProgressing(st *appsv1alpha1.AppServiceStatus, as *appsv1alpha1.AppServi
 			dep.Status.UpdatedReplicas, size, dep.Status.ReadyReplicas, dep.Status.Replicas)
 	}
 	meta.SetStatusCondition(&st.Conditions, c)
-}
-
-// rolloutDone reports whether the Deployment controller has seen the latest
-// spec and every pod runs it and is available, with no old pods left.
-func rolloutDone(dep *appsv1.Deployment, size int32) bool {
-	s := dep.Status
-	return s.ObservedGeneration >= dep.Generation &&
-		s.UpdatedReplicas == size && s.Replicas == size && s.AvailableReplicas == size
-}
-
-// deploymentStuck returns the Deployment controller's message when it gave up
-// waiting for progress, or "".
-func deploymentStuck(dep *appsv1.Deployment) string {
-	for _, c := range dep.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == deploymentProgressStuck {
-			return c.Message
-		}
-	}
-	return ""
 }

@@ -3,7 +3,6 @@ package microservice_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -70,15 +69,11 @@ func update(t *testing.T, ns, name string, mutate func(*appsv1alpha1.MicroServic
 // into namespace ns, with an image a node could pull.
 func seedSample(t *testing.T, ns string) *appsv1alpha1.MicroServiceDeploy {
 	t.Helper()
-	objs, err := testbed.ReadManifestFile(filepath.Join(testbed.RepoRoot(), "config", "samples", "apps_v1alpha1_microservicedeploy.yaml"))
-	if err != nil {
+	sample := testbed.Sample(t, "apps_v1alpha1_microservicedeploy.yaml", ns)
+	if err := suite.Client.Create(context.Background(), sample); err != nil {
 		t.Fatal(err)
 	}
-	objs[0].SetNamespace(ns)
-	if err := suite.Client.Create(context.Background(), objs[0]); err != nil {
-		t.Fatal(err)
-	}
-	return get(t, ns, objs[0].GetName(), &appsv1alpha1.MicroServiceDeploy{})
+	return get(t, ns, sample.GetName(), &appsv1alpha1.MicroServiceDeploy{})
 }
 
 func instance(ns, name, path string) *appsv1alpha1.MicroServiceDeploy {

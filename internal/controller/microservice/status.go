@@ -6,13 +6,13 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
 	"opsmith.io/opsmith/internal/apply"
+	"opsmith.io/opsmith/internal/rollout"
 )
 
 // Condition reasons.
@@ -22,7 +22,7 @@ const (
 	ReasonCreating         = "Creating"
 	ReasonRollingOut       = "RollingOut"
 	ReasonRolloutComplete  = "RolloutComplete"
-	ReasonRolloutStuck     = "ProgressDeadlineExceeded"
+	ReasonRolloutStuck     = rollout.ReasonStuck
 	ReasonIdle             = "Idle"
 	ReasonActive           = "Active"
 	ReasonScalingDown      = "ScalingDown"
@@ -42,7 +42,7 @@ func computeStatus(m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment, b
 		st.Replicas, st.ReadyReplicas = dep.Status.Replicas, dep.Status.ReadyReplicas
 		desired = ptr.Deref(dep.Spec.Replicas, 0)
 	}
-	done := dep != nil && rolloutDone(dep, desired)
+	done := dep != nil && rollout.Done(dep, desired)
 	if done {
 		st.Version = m.Spec.Version
 	}
@@ -55,7 +55,7 @@ func computeStatus(m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment, b
 	avail := setAvailable(&st, m, dep, desired)
 	stuck := ""
 	if dep != nil {
-		stuck = deploymentStuck(dep)
+		stuck = rollout.Stuck(dep)
 	}
 	setProgressing(&st, m, dep, desired, done, stuck, blocked)
 
@@ -138,19 +138,4 @@ func createdAt(ms string) string {
 		return ""
 	}
 	return time.UnixMilli(n).UTC().Format(time.RFC3339)
-}
-
-func rolloutDone(dep *appsv1.Deployment, desired int32) bool {
-	s := dep.Status
-	return s.ObservedGeneration >= dep.Generation &&
-		s.UpdatedReplicas == desired && s.Replicas == desired && s.AvailableReplicas == desired
-}
-
-func deploymentStuck(dep *appsv1.Deployment) string {
-	for _, c := range dep.Status.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == ReasonRolloutStuck {
-			return c.Message
-		}
-	}
-	return ""
 }
