@@ -205,31 +205,32 @@ func (r *Reconciler) reconcileInstance(ctx context.Context, in *instance) error 
 // owning them.
 func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) error {
 	m := in.m
-	paths, err := r.pathsOf(ctx, m)
+	paths, err := r.pathsIn(ctx, m.Namespace)
 	if err != nil {
 		return err
 	}
-	own := paths[m.Spec.Path]
+	own := paths[pathKey{m.Spec.MsName, m.Spec.Path}]
 	if blocked, err := r.applyPath(ctx, *own); blocked != nil || err != nil {
 		in.blocked = blocked
 		return err
 	}
 
-	// Shared objects of other paths that still name m as an owner: m moved
-	// to another path.
-	stale := &corev1.ServiceList{}
-	if err := r.Client.List(ctx, stale, client.InNamespace(m.Namespace),
-		client.MatchingLabels{LabelMicroService: m.Spec.MsName, apply.LabelManagedBy: apply.ManagedByValue}); err != nil {
+	// Shared objects that still name m as an owner but belong to another
+	// msName or path: m moved. Applying them again with their own
+	// instances drops m (and deletes them when none is left).
+	shared := &corev1.ServiceList{}
+	if err := r.Client.List(ctx, shared, client.InNamespace(m.Namespace),
+		client.MatchingLabels{apply.LabelManagedBy: apply.ManagedByValue}, client.HasLabels{LabelMicroService, LabelPath}); err != nil {
 		return err
 	}
-	for _, svc := range stale.Items {
-		path := svc.Labels[LabelPath]
-		if path == m.Spec.Path || svc.Labels[LabelInstance] != "" || !hasOwner(&svc, m.UID) {
+	for _, svc := range shared.Items {
+		key := pathKey{svc.Labels[LabelMicroService], svc.Labels[LabelPath]}
+		if key == (pathKey{m.Spec.MsName, m.Spec.Path}) || svc.Labels[LabelInstance] != "" || !hasOwner(&svc, m.UID) {
 			continue
 		}
-		p := paths[path]
+		p := paths[key]
 		if p == nil {
-			p = &Path{Namespace: m.Namespace, MsName: m.Spec.MsName, Path: path}
+			p = &Path{Namespace: m.Namespace, MsName: key.msName, Path: key.path}
 		}
 		if _, err := r.applyPath(ctx, *p); err != nil {
 			return err
@@ -238,22 +239,26 @@ func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) error {
 	return nil
 }
 
-// pathsOf groups the live instances of m's microservice by path.
-func (r *Reconciler) pathsOf(ctx context.Context, m *appsv1alpha1.MicroServiceDeploy) (map[string]*Path, error) {
+// pathKey identifies the instances that share a domain name.
+type pathKey struct{ msName, path string }
+
+// pathsIn groups the live instances of a namespace by msName and path.
+func (r *Reconciler) pathsIn(ctx context.Context, namespace string) (map[pathKey]*Path, error) {
 	instances := &appsv1alpha1.MicroServiceDeployList{}
-	if err := r.Client.List(ctx, instances, client.InNamespace(m.Namespace)); err != nil {
+	if err := r.Client.List(ctx, instances, client.InNamespace(namespace)); err != nil {
 		return nil, fmt.Errorf("listing MicroServiceDeploys: %w", err)
 	}
-	paths := map[string]*Path{}
+	paths := map[pathKey]*Path{}
 	for i := range instances.Items {
 		o := &instances.Items[i]
-		if o.Spec.MsName != m.Spec.MsName || !o.DeletionTimestamp.IsZero() {
+		if !o.DeletionTimestamp.IsZero() {
 			continue
 		}
-		p := paths[o.Spec.Path]
+		key := pathKey{o.Spec.MsName, o.Spec.Path}
+		p := paths[key]
 		if p == nil {
-			p = &Path{Namespace: m.Namespace, MsName: m.Spec.MsName, Path: o.Spec.Path}
-			paths[o.Spec.Path] = p
+			p = &Path{Namespace: namespace, MsName: key.msName, Path: key.path}
+			paths[key] = p
 		}
 		p.Instances = append(p.Instances, o)
 	}

@@ -410,6 +410,18 @@ func TestInstancesShareAPath(t *testing.T) {
 	if got := get(t, ns, v1.Name, &appsv1alpha1.MicroServiceDeploy{}); got.Status.URL != "http://v2.ms-sample.ms.test/" {
 		t.Errorf("url %q", got.Status.URL)
 	}
+
+	// Renaming the microservice moves it to another domain name too.
+	update(t, ns, v1.Name, func(m *appsv1alpha1.MicroServiceDeploy) { m.Spec.MsName = "ms-renamed" })
+	eventually(t, "new name published, old name released", func() error {
+		if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ms-renamed-v2"}, &networkingv1.Ingress{}); err != nil {
+			return err
+		}
+		if err := absent(ns, "ms-sample-v2", &networkingv1.Ingress{}); err != nil {
+			return err
+		}
+		return absent(ns, "ms-sample-v2", &corev1.Service{})
+	})
 }
 
 // TestIdleReconcileWritesNothing: a converged instance with all six kinds of
