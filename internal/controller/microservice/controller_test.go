@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -421,6 +422,45 @@ func TestInstancesShareAPath(t *testing.T) {
 			return err
 		}
 		return absent(ns, "ms-sample-v2", &corev1.Service{})
+	})
+}
+
+// TestDriftIsRepaired: objects deleted or edited by hand are restored.
+func TestDriftIsRepaired(t *testing.T) {
+	ctx := context.Background()
+	ns := testbed.Namespace(t, suite.Client)
+	m := seedSample(t, ns)
+	name := m.Name
+	eventually(t, "every object created", func() error {
+		return suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ms-sample-v1"}, &networkingv1.Ingress{})
+	})
+	cm := get(t, ns, name+"-config", &corev1.ConfigMap{})
+	if err := suite.Client.Delete(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		dep := get(t, ns, name, &appsv1.Deployment{})
+		dep.Spec.Template.Spec.Containers[0].Image = "someone/else:latest"
+		dep.Spec.Strategy.RollingUpdate.MaxUnavailable = ptr.To(intstr.FromInt32(2))
+		return suite.Client.Update(ctx, dep, client.FieldOwner("kubectl-edit"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ConfigMap recreated and Deployment restored", func() error {
+		got := &corev1.ConfigMap{}
+		if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-config"}, got); err != nil {
+			return err
+		}
+		if got.UID == cm.UID || got.Data["password"] != "88888888" {
+			return fmt.Errorf("ConfigMap %s data %v", got.UID, got.Data)
+		}
+		dep := get(t, ns, name, &appsv1.Deployment{})
+		if img := dep.Spec.Template.Spec.Containers[0].Image; img != "just a image url" ||
+			dep.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
+			return fmt.Errorf("image %q maxUnavailable %v", img, dep.Spec.Strategy.RollingUpdate.MaxUnavailable)
+		}
+		return nil
 	})
 }
 
