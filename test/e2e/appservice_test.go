@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -21,6 +19,7 @@ import (
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
 	"opsmith.io/opsmith/internal/controller/appservice"
+	"opsmith.io/opsmith/test/operator"
 	"opsmith.io/opsmith/test/testbed"
 )
 
@@ -224,11 +223,11 @@ func TestManagerDeploymentMeetsRestrictedPSS(t *testing.T) {
 	testbed.RequireCluster(t)
 	eventually(t, "manager Deployment available", func() error {
 		dep := &appsv1.Deployment{}
-		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: operatorNamespace, Name: operatorSA}, dep); err != nil {
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: operator.Namespace, Name: operator.ServiceAccount}, dep); err != nil {
 			return err
 		}
 		if dep.Status.AvailableReplicas != ptr.Deref(dep.Spec.Replicas, 1) {
-			out, _ := kubectl("get", "events", "-n", operatorNamespace)
+			out, _ := kubectl("get", "events", "-n", operator.Namespace)
 			return fmt.Errorf("%d of %d replicas available; events:\n%s", dep.Status.AvailableReplicas, ptr.Deref(dep.Spec.Replicas, 1), out)
 		}
 		return nil
@@ -239,41 +238,10 @@ func TestManagerDeploymentMeetsRestrictedPSS(t *testing.T) {
 // callers and serves an authorized one.
 func TestMetricsNeedAuthorization(t *testing.T) {
 	testbed.RequireCluster(t)
-	httpc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		// The manager serves a self-signed certificate.
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // test of a loopback endpoint
-	}}
-	get := func(token string) (int, string, error) {
-		req, err := http.NewRequest(http.MethodGet, metricsURL, nil)
-		if err != nil {
-			return 0, "", err
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := httpc.Do(req)
-		if err != nil {
-			return 0, "", err
-		}
-		defer func() { _ = resp.Body.Close() }()
-		body, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body), err
+	if err := mgr.WaitReady(context.Background(), timeout); err != nil {
+		t.Fatal(err)
 	}
-	eventually(t, "manager ready", func() error {
-		req, err := http.NewRequest(http.MethodGet, probeURL, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	get := func(token string) (int, string, error) { return mgr.Metrics(context.Background(), token) }
 	code, _, err := get("")
 	if err != nil {
 		t.Fatal(err)
