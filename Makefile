@@ -28,6 +28,8 @@ KUBE_BINS      := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/ku
 IMG ?= opsmith-manager:latest
 # go test flags, for example TEST_FLAGS='-run TestDrift -v'.
 TEST_FLAGS ?=
+# opsmith-bench flags, for example BENCH_FLAGS='-n 10000'.
+BENCH_FLAGS ?=
 
 ##@ General
 
@@ -67,6 +69,12 @@ verify: $(CONTROLLER_GEN) ## Fail if generated files are stale or code is not go
 .PHONY: test
 test: testbed verify vet build ## Unit, controller (real kube-apiserver) and end-to-end (simulated cluster) tests.
 	go test ./... -count=1 -timeout 40m $(TEST_FLAGS)
+
+.PHONY: bench
+bench: testbed build ## Benchmarks on a simulated cluster; writes BENCHMARKS.md, bench/report.json and bench/output.log (BENCH_FLAGS='-n 1000').
+	@mkdir -p bench
+	go build -o $(BIN)/opsmith-bench ./test/bench/cmd/opsmith-bench
+	$(BIN)/opsmith-bench $(BENCH_FLAGS) 2>&1 | tee bench/output.log
 
 .PHONY: test-unit
 test-unit: ## Pure unit tests only (no cluster).

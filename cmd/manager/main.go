@@ -32,6 +32,8 @@ func main() {
 		"namespace of the leader election Lease; defaults to the pod's namespace")
 	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles,
 		"reconciles each controller runs in parallel")
+	qps := flag.Float64("kube-api-qps", float64(o.ClientQPS), "requests per second the manager may send to the API server")
+	flag.IntVar(&o.ClientBurst, "kube-api-burst", o.ClientBurst, "burst of requests above kube-api-qps")
 	flag.DurationVar(&o.SyncPeriod, "sync-period", o.SyncPeriod,
 		"how often every object is reconciled again even without a change")
 	flag.StringVar(&o.MicroService.BaseDomain, "microservice-base-domain", o.MicroService.BaseDomain,
@@ -70,6 +72,7 @@ func main() {
 			os.Exit(2)
 		}
 	}
+	o.ClientQPS = float32(*qps)
 	o.Controllers = splitList(controllers)
 	o.Namespaces = splitList(namespaces)
 

@@ -52,6 +52,10 @@ type Options struct {
 	LeaderElectionNamespace string
 	// MaxConcurrentReconciles per controller.
 	MaxConcurrentReconciles int
+	// ClientQPS and ClientBurst limit the manager's requests to the API
+	// server (client-side rate limiting).
+	ClientQPS   float32
+	ClientBurst int
 	// SyncPeriod is how often every watched object is reconciled again even
 	// without a change.
 	SyncPeriod time.Duration
@@ -74,6 +78,8 @@ func DefaultOptions() Options {
 		MetricsSecure:           true,
 		ProbeAddr:               ":8081",
 		MaxConcurrentReconciles: 4,
+		ClientQPS:               50,
+		ClientBurst:             100,
 		SyncPeriod:              10 * time.Hour,
 		MicroService:            microservice.DefaultConfig(),
 	}
@@ -125,6 +131,11 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		if _, ok := controllers[name]; !ok {
 			return nil, fmt.Errorf("unknown controller %q (known: %s)", name, strings.Join(Controllers(), ", "))
 		}
+	}
+
+	cfg = rest.CopyConfig(cfg)
+	if o.ClientQPS > 0 {
+		cfg.QPS, cfg.Burst = o.ClientQPS, o.ClientBurst
 	}
 
 	metricsOpts := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.MetricsSecure}

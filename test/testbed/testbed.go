@@ -52,6 +52,9 @@ type Options struct {
 	Nodes int
 	// Log receives progress messages; nil discards them.
 	Log io.Writer
+	// Audit makes the API server write an audit log (metadata of every
+	// request) to Cluster.AuditLog, for measuring what clients send.
+	Audit bool
 }
 
 // Cluster is a running control plane.
@@ -64,6 +67,9 @@ type Cluster struct {
 	Kubeconfig string
 	// Dir is the cluster's directory; LogDir holds one log per component.
 	Dir, LogDir string
+	// AuditLog is the API server's audit log (JSON lines), with
+	// Options.Audit.
+	AuditLog string
 
 	opts    Options
 	ownsDir bool
@@ -179,17 +185,27 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 	c.apiURL = "https://127.0.0.1:" + itoa(apiPort)
-	if err := c.start("kube-apiserver", "kube-apiserver",
-		"--etcd-servers="+etcdURL,
+	var auditArgs []string
+	if c.opts.Audit {
+		policy := filepath.Join(c.pki, "audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+			return err
+		}
+		c.AuditLog = filepath.Join(c.LogDir, "audit.log")
+		auditArgs = []string{"--audit-policy-file=" + policy, "--audit-log-path=" + c.AuditLog,
+			"--audit-log-format=json", "--audit-log-mode=blocking", "--audit-log-maxsize=0"}
+	}
+	if err := c.start("kube-apiserver", "kube-apiserver", append([]string{
+		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		"--secure-port="+itoa(apiPort),
-		"--cert-dir="+c.pki,
-		"--token-auth-file="+tokens,
+		"--secure-port=" + itoa(apiPort),
+		"--cert-dir=" + c.pki,
+		"--token-auth-file=" + tokens,
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+saKey,
-		"--service-account-signing-key-file="+saKey,
+		"--service-account-key-file=" + saKey,
+		"--service-account-signing-key-file=" + saKey,
 		"--service-cluster-ip-range=10.0.0.0/16",
 		"--service-node-port-range=30000-32767",
 		"--allow-privileged=true",
@@ -197,7 +213,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 		"--v=1",
-	); err != nil {
+	}, auditArgs...)...); err != nil {
 		return err
 	}
 	if err := c.waitFor(ctx, "kube-apiserver", 90*time.Second, c.apiReady); err != nil {
@@ -205,6 +221,15 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	}
 	return c.writeKubeconfig()
 }
+
+// auditPolicy records the metadata of every request once, when its
+// response is complete.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived", "ResponseStarted"]
+rules:
+- level: Metadata
+`
 
 // apiReady checks /readyz with the admin token.
 func (c *Cluster) apiReady(ctx context.Context) error {

@@ -1,0 +1,384 @@
+// Package bench measures opsmith on a simulated cluster (real
+// kube-apiserver, controller-manager and scheduler; kwok nodes): how fast it
+// converges against a plain client that creates the same objects, what it
+// sends to the API server when nothing changes and after a restart, and
+// what it costs in memory. Every figure comes from one run on one machine:
+// API requests from the API server's audit log, memory from the operator
+// process itself.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+	"opsmith.io/opsmith/internal/manager"
+	"opsmith.io/opsmith/test/operator"
+	"opsmith.io/opsmith/test/testbed"
+)
+
+// Config of a benchmark run.
+type Config struct {
+	// N AppServices and N MicroServiceDeploys are created.
+	N int
+	// Workers create objects in parallel, on both sides.
+	Workers int
+	// Nodes of the simulated cluster.
+	Nodes int
+	// IdleWindow is how long writes are counted with everything Ready; it
+	// must be longer than SyncPeriod so that it includes a full resync.
+	IdleWindow, SyncPeriod time.Duration
+	// Changed is how many AppServices get a new image to measure the
+	// writes per spec change.
+	Changed int
+	// Unrelated ConfigMaps and as many Secrets are created to show the
+	// operator does not cache what it does not own.
+	Unrelated int
+	Log       io.Writer
+}
+
+// Report is the outcome of a run. Durations are in seconds.
+type Report struct {
+	Date   string `json:"date"`
+	N      int    `json:"n"`
+	Cores  int    `json:"cores"`
+	Config struct {
+		Workers          int     `json:"workers"`
+		IdleWindowSecs   float64 `json:"idle_window_seconds"`
+		SyncPeriodSecs   float64 `json:"sync_period_seconds"`
+		OperatorQPS      float64 `json:"operator_client_qps"`
+		OperatorBurst    int     `json:"operator_client_burst"`
+		ConcurrentRecons int     `json:"max_concurrent_reconciles"`
+	} `json:"config"`
+	Convergence struct {
+		OperatorSeconds float64 `json:"operator_seconds"`
+		BaselineSeconds float64 `json:"baseline_seconds"`
+		Ratio           float64 `json:"ratio_operator_to_baseline"`
+		OperatorP50     float64 `json:"operator_create_to_ready_p50_seconds"`
+		OperatorP99     float64 `json:"operator_create_to_ready_p99_seconds"`
+		BaselineP50     float64 `json:"baseline_create_to_ready_p50_seconds"`
+		BaselineP99     float64 `json:"baseline_create_to_ready_p99_seconds"`
+	} `json:"convergence"`
+	Idle struct {
+		Traffic
+		Reconciles        float64 `json:"reconciles"`
+		ReadsPerReconcile float64 `json:"reads_per_reconcile"`
+	} `json:"idle"`
+	Restart struct {
+		Traffic
+		SecondsToResync float64 `json:"seconds_until_every_resource_reconciled"`
+	} `json:"restart"`
+	SpecChange struct {
+		Traffic
+		Changed         int     `json:"changed"`
+		WritesPerChange float64 `json:"writes_per_change"`
+	} `json:"spec_change"`
+	Memory struct {
+		CachedObjects      int     `json:"cached_objects"`
+		RSSBytes           int64   `json:"rss_bytes"`
+		HeapInuseBytes     int64   `json:"heap_inuse_bytes"`
+		HeapPerObjectBytes float64 `json:"heap_inuse_per_cached_object_bytes"`
+		RSSAfterUnrelated  int64   `json:"rss_after_unrelated_bytes"`
+		UnrelatedObjects   int     `json:"unrelated_objects"`
+		UnrelatedRSSPct    float64 `json:"unrelated_rss_increase_percent"`
+	} `json:"memory"`
+}
+
+const (
+	baselineNS = "bench-baseline"
+	operatorNS = "bench-operator"
+	unrelNS    = "bench-unrelated"
+)
+
+type run struct {
+	cfg     Config
+	cluster *testbed.Cluster
+	k8s     client.Client
+	mgr     *operator.Manager
+	report  *Report
+	token   string
+}
+
+// Run performs the whole benchmark and returns its report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	c, err := testbed.Start(ctx, testbed.Options{Mode: testbed.Simulated, Nodes: cfg.Nodes, Audit: true, Log: cfg.Log})
+	if err != nil {
+		return nil, err
+	}
+	failed := true
+	defer func() { c.Stop(failed) }()
+
+	rc := rest.CopyConfig(c.Config)
+	rc.QPS, rc.Burst = 1000, 2000
+	k8s, err := client.New(rc, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, cluster: c, k8s: k8s, report: &Report{N: cfg.N, Date: time.Now().UTC().Format(time.RFC3339)}, token: c.Config.BearerToken}
+	defaults := manager.DefaultOptions()
+	r.report.Config.Workers = cfg.Workers
+	r.report.Config.IdleWindowSecs = cfg.IdleWindow.Seconds()
+	r.report.Config.SyncPeriodSecs = cfg.SyncPeriod.Seconds()
+	r.report.Config.OperatorQPS = float64(defaults.ClientQPS)
+	r.report.Config.OperatorBurst = defaults.ClientBurst
+	r.report.Config.ConcurrentRecons = defaults.MaxConcurrentReconciles
+
+	if err := operator.Deploy(ctx, c, k8s, "Deployment"); err != nil {
+		return nil, err
+	}
+	for _, ns := range []string{baselineNS, operatorNS, unrelNS} {
+		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.startManager(ctx, "manager"); err != nil {
+		return nil, err
+	}
+	steps := []struct {
+		name string
+		f    func(context.Context) error
+	}{
+		{"baseline convergence", r.baseline},
+		{"operator convergence", r.converge},
+		{"idle writes", r.idle},
+		{"memory", r.memory},
+		{"spec change", r.specChange},
+		{"restart", r.restart},
+	}
+	for _, s := range steps {
+		r.logf("bench: %s", s.name)
+		if err := s.f(ctx); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	failed = false
+	return r.report, nil
+}
+
+func (r *run) logf(format string, args ...any) {
+	if r.cfg.Log != nil {
+		fmt.Fprintf(r.cfg.Log, format+"\n", args...)
+	}
+}
+
+func (r *run) startManager(ctx context.Context, name string) error {
+	var err error
+	r.mgr, err = operator.StartManager(ctx, r.cluster, r.k8s, name,
+		"--sync-period="+r.cfg.SyncPeriod.String(),
+		"--microservice-auth-url=https://auth.bench.test/verify",
+	)
+	if err != nil {
+		return err
+	}
+	return r.mgr.WaitReady(ctx, 60*time.Second)
+}
+
+// parallel runs f(i) for i < n on the configured number of workers.
+func (r *run) parallel(n int, f func(i int) error) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, r.cfg.Workers)
+	next := make(chan int)
+	for range r.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// readiness tracks when each of a set of resources was created and first
+// seen ready.
+type readiness struct {
+	mu      sync.Mutex
+	created map[string]time.Time
+	ready   map[string]time.Time
+}
+
+func newReadiness() *readiness {
+	return &readiness{created: map[string]time.Time{}, ready: map[string]time.Time{}}
+}
+
+func (rd *readiness) markCreated(key string) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	rd.created[key] = time.Now()
+}
+
+// waitAll polls ready (which returns the keys ready now) until every key
+// is ready, and returns the time from start to the last one.
+func (rd *readiness) waitAll(ctx context.Context, start time.Time, total int, timeout time.Duration, ready func(context.Context) ([]string, error)) (float64, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		keys, err := ready(ctx)
+		if err != nil {
+			return 0, err
+		}
+		now := time.Now()
+		rd.mu.Lock()
+		for _, k := range keys {
+			if _, seen := rd.ready[k]; !seen {
+				rd.ready[k] = now
+			}
+		}
+		n := len(rd.ready)
+		rd.mu.Unlock()
+		if n >= total {
+			return now.Sub(start).Seconds(), nil
+		}
+		if now.After(deadline) {
+			return 0, fmt.Errorf("%d of %d ready after %s", n, total, timeout)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// percentiles of create-to-ready latency, in seconds.
+func (rd *readiness) percentiles() (p50, p99 float64) {
+	var d []float64
+	for k, r := range rd.ready {
+		if c, ok := rd.created[k]; ok {
+			d = append(d, r.Sub(c).Seconds())
+		}
+	}
+	if len(d) == 0 {
+		return 0, 0
+	}
+	sort.Float64s(d)
+	at := func(q float64) float64 { return d[min(len(d)-1, int(q*float64(len(d))))] }
+	return at(0.50), at(0.99)
+}
+
+func (r *run) timeout() time.Duration { return 5*time.Minute + time.Duration(r.cfg.N)*time.Second }
+
+func appService(ns string, i int) *appsv1alpha1.AppService {
+	return &appsv1alpha1.AppService{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("app-%05d", i), UID: types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", i))},
+		Spec: appsv1alpha1.AppServiceSpec{
+			Size:  ptr.To[int32](1),
+			Image: "registry.local/app:1",
+			Ports: []appsv1alpha1.AppServicePort{{Port: 80, TargetPort: 8080}},
+		},
+	}
+}
+
+func microServiceDeploy(ns string, i int) *appsv1alpha1.MicroServiceDeploy {
+	return &appsv1alpha1.MicroServiceDeploy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("ms-%05d-v1s0", i), UID: types.UID(fmt.Sprintf("00000000-0000-0000-0001-%012d", i))},
+		Spec: appsv1alpha1.MicroServiceDeploySpec{
+			MsName: fmt.Sprintf("ms-%05d", i), Version: "1.0", Path: "v1", Image: "registry.local/ms:1", Replicas: 1,
+			Config: "mode=bench",
+			ResourceRequirements: appsv1alpha1.ResourceRequirements{
+				Requests: appsv1alpha1.ResourceAmounts{CPU: ptr.To(intQuantity("10m"))},
+				Limits:   appsv1alpha1.ResourceAmounts{CPU: ptr.To(intQuantity("100m"))},
+			},
+		},
+	}
+}
+
+// metric returns the sum of a metric's samples whose labels contain match.
+func metric(body, name, match string) float64 {
+	var sum float64
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, name) || (match != "" && !strings.Contains(line, match)) {
+			continue
+		}
+		rest := strings.TrimPrefix(line, name)
+		if rest != "" && rest[0] != '{' && rest[0] != ' ' {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+func (r *run) metrics(ctx context.Context) (string, error) {
+	code, body, err := r.mgr.Metrics(ctx, r.token)
+	if err != nil {
+		return "", err
+	}
+	if code != 200 {
+		return "", fmt.Errorf("metrics: HTTP %d", code)
+	}
+	return body, nil
+}
+
+func (r *run) reconciles(ctx context.Context) (float64, error) {
+	body, err := r.metrics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return metric(body, "controller_runtime_reconcile_total", ""), nil
+}
+
+// rss reads a process' resident set size.
+func rss(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+func conditionTrue(conds []metav1.Condition, typ string) bool {
+	c := meta.FindStatusCondition(conds, typ)
+	return c != nil && c.Status == metav1.ConditionTrue
+}
+
+// traffic is what the operator sent between from and to.
+func (r *run) traffic(from, to time.Time) (Traffic, error) {
+	return auditTraffic(r.cluster.AuditLog, r.mgr.User, operator.Namespace, from, to)
+}
+
+// WriteJSON writes the report as indented JSON.
+func (rep *Report) WriteJSON(path string) error {
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644) //nolint:gosec // a report for people to read
+}

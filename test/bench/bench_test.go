@@ -1,0 +1,40 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"opsmith.io/opsmith/test/testbed"
+)
+
+// TestBenchSmoke runs the whole benchmark at N = 50 so that it cannot rot,
+// and holds the operator to the targets that do not depend on the machine:
+// no write while idle and none after a restart.
+func TestBenchSmoke(t *testing.T) {
+	testbed.RequireCluster(t)
+	rep, err := Run(context.Background(), Config{
+		N: 50, Workers: 8, Nodes: 2, IdleWindow: 20 * time.Second, SyncPeriod: 8 * time.Second,
+		Changed: 10, Unrelated: 50, Log: os.Stderr,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", rep.Markdown("go test ./test/bench"))
+	if rep.Convergence.Ratio <= 0 || rep.Memory.CachedObjects < 50*9 {
+		t.Errorf("implausible report: ratio %v, %d cached objects", rep.Convergence.Ratio, rep.Memory.CachedObjects)
+	}
+	if rep.Idle.Reconciles < 100 {
+		t.Errorf("only %v reconciles in the idle window: no resync happened", rep.Idle.Reconciles)
+	}
+	if n := rep.Idle.Writes.Total(); n != 0 {
+		t.Errorf("%d writes while idle: %s", n, rep.Idle.Writes)
+	}
+	if n := rep.Restart.Writes.Total(); n != 0 {
+		t.Errorf("%d writes after a restart: %s", n, rep.Restart.Writes)
+	}
+	if rep.SpecChange.WritesPerChange == 0 {
+		t.Error("a spec change caused no write")
+	}
+}

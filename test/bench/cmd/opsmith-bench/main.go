@@ -1,0 +1,54 @@
+// Command opsmith-bench runs the benchmarks (`make bench`) and writes the
+// report: JSON, and BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"opsmith.io/opsmith/test/bench"
+)
+
+func main() {
+	cfg := bench.Config{Log: os.Stdout}
+	flag.IntVar(&cfg.N, "n", 1000, "AppServices and MicroServiceDeploys to create (N of each)")
+	flag.IntVar(&cfg.Workers, "workers", 16, "parallel creating clients, on both sides")
+	flag.IntVar(&cfg.Nodes, "nodes", 10, "simulated nodes")
+	flag.DurationVar(&cfg.IdleWindow, "idle-window", 5*time.Minute, "how long idle writes are counted")
+	flag.DurationVar(&cfg.SyncPeriod, "sync-period", 2*time.Minute, "the operator's resync period (must be shorter than -idle-window)")
+	flag.IntVar(&cfg.Changed, "changed", 100, "AppServices whose image is changed")
+	flag.IntVar(&cfg.Unrelated, "unrelated", 1000, "unrelated ConfigMaps (and as many Secrets) to create")
+	jsonOut := flag.String("json", "bench/report.json", "where to write the JSON report")
+	mdOut := flag.String("markdown", "BENCHMARKS.md", "where to write the Markdown report")
+	flag.Parse()
+	if cfg.SyncPeriod >= cfg.IdleWindow {
+		fmt.Fprintln(os.Stderr, "-sync-period must be shorter than -idle-window so that the idle window includes a resync")
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+	rep.Cores = runtime.NumCPU()
+	if err := rep.WriteJSON(*jsonOut); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+	md := rep.Markdown("make bench BENCH_FLAGS='" + strings.Join(os.Args[1:], " ") + "'")
+	if err := os.WriteFile(*mdOut, []byte(md), 0o644); err != nil { //nolint:gosec // a report for people to read
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Print(md)
+}

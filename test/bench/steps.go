@@ -1,0 +1,338 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+	"opsmith.io/opsmith/internal/apply"
+	"opsmith.io/opsmith/internal/controller/appservice"
+	"opsmith.io/opsmith/internal/controller/microservice"
+)
+
+func intQuantity(s string) resource.Quantity { return resource.MustParse(s) }
+
+// baselineObjects are, for resource i, the objects opsmith would create,
+// built by opsmith's own builders, without owner references (the baseline
+// has no custom resources, and the garbage collector deletes objects whose
+// owners do not exist).
+func baselineObjects(i int) [][]runtime.ApplyConfiguration {
+	as := appService(baselineNS, i)
+	d, s := appservice.Deployment(as), appservice.Service(as)
+	d.OwnerReferences, s.OwnerReferences = nil, nil
+
+	m := microServiceDeploy(baselineNS, i)
+	cfg := microservice.DefaultConfig()
+	p := microservice.Path{Namespace: baselineNS, MsName: m.Spec.MsName, Path: m.Spec.Path, Instances: []*appsv1alpha1.MicroServiceDeploy{m}}
+	sa, cm, md, ms := microservice.ServiceAccount(m), microservice.ConfigMap(m), microservice.Deployment(m, m.Spec.Replicas), microservice.Service(m)
+	ss, ing := microservice.SharedService(p), microservice.Ingress(p, cfg)
+	sa.OwnerReferences, cm.OwnerReferences, md.OwnerReferences, ms.OwnerReferences = nil, nil, nil, nil
+	ss.OwnerReferences, ing.OwnerReferences = nil, nil
+	return [][]runtime.ApplyConfiguration{{d, s}, {sa, cm, md, ms, ss, ing}}
+}
+
+// baseline creates, as fast as the API server takes them, exactly the child
+// objects the operator would create for N AppServices and N
+// MicroServiceDeploys, and waits for the same readiness: every Deployment's
+// pods ready.
+func (r *run) baseline(ctx context.Context) error {
+	n := r.cfg.N
+	// The objects shared by all microservices of the namespace, once.
+	var all []*appsv1alpha1.MicroServiceDeploy
+	for i := range n {
+		all = append(all, microServiceDeploy(baselineNS, i))
+	}
+	quota := microservice.ResourceQuota(baselineNS, all)
+	quota.OwnerReferences = nil
+	rd := newReadiness()
+	start := time.Now()
+	for _, obj := range []runtime.ApplyConfiguration{microservice.PriorityClass(), quota} {
+		if err := r.k8s.Apply(ctx, obj, client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
+			return err
+		}
+	}
+	err := r.parallel(2*n, func(j int) error {
+		objs := baselineObjects(j / 2)[j%2]
+		for _, obj := range objs {
+			if err := r.k8s.Apply(ctx, obj, client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
+				return err
+			}
+		}
+		rd.markCreated(fmt.Sprint(j%2, "/", j/2))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	secs, err := rd.waitAll(ctx, start, 2*n, r.timeout(), func(ctx context.Context) ([]string, error) {
+		deps := &appsv1.DeploymentList{}
+		if err := r.k8s.List(ctx, deps, client.InNamespace(baselineNS)); err != nil {
+			return nil, err
+		}
+		var ready []string
+		for _, d := range deps.Items {
+			if d.Status.ReadyReplicas == ptr.Deref(d.Spec.Replicas, 1) && d.Status.ObservedGeneration >= d.Generation {
+				var i int
+				kind := 0
+				if _, err := fmt.Sscanf(d.Name, "app-%05d", &i); err != nil {
+					kind = 1
+					if _, err := fmt.Sscanf(d.Name, "ms-%05d-v1s0", &i); err != nil {
+						continue
+					}
+				}
+				ready = append(ready, fmt.Sprint(kind, "/", i))
+			}
+		}
+		return ready, nil
+	})
+	if err != nil {
+		return err
+	}
+	rep := &r.report.Convergence
+	rep.BaselineSeconds = secs
+	rep.BaselineP50, rep.BaselineP99 = rd.percentiles()
+	r.logf("bench: baseline: %d resources ready in %.1fs", 2*n, secs)
+	return nil
+}
+
+// converge creates N AppServices and N MicroServiceDeploys and waits until
+// every one reports Available (AppService) or Running (MicroServiceDeploy).
+func (r *run) converge(ctx context.Context) error {
+	n := r.cfg.N
+	rd := newReadiness()
+	start := time.Now()
+	err := r.parallel(2*n, func(j int) error {
+		var obj client.Object = appService(operatorNS, j/2)
+		if j%2 == 1 {
+			obj = microServiceDeploy(operatorNS, j/2)
+		}
+		obj.SetUID("")
+		if err := r.k8s.Create(ctx, obj); err != nil {
+			return err
+		}
+		rd.markCreated(fmt.Sprint(j%2, "/", j/2))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	secs, err := rd.waitAll(ctx, start, 2*n, r.timeout(), func(ctx context.Context) ([]string, error) {
+		var ready []string
+		as := &appsv1alpha1.AppServiceList{}
+		if err := r.k8s.List(ctx, as, client.InNamespace(operatorNS)); err != nil {
+			return nil, err
+		}
+		for _, a := range as.Items {
+			var i int
+			if _, err := fmt.Sscanf(a.Name, "app-%05d", &i); err == nil && conditionTrue(a.Status.Conditions, appsv1alpha1.ConditionAvailable) &&
+				a.Status.ObservedGeneration == a.Generation && a.Status.ReadyReplicas == ptr.Deref(a.Spec.Size, 0) {
+				ready = append(ready, fmt.Sprint(0, "/", i))
+			}
+		}
+		ms := &appsv1alpha1.MicroServiceDeployList{}
+		if err := r.k8s.List(ctx, ms, client.InNamespace(operatorNS)); err != nil {
+			return nil, err
+		}
+		for _, m := range ms.Items {
+			var i int
+			if _, err := fmt.Sscanf(m.Name, "ms-%05d-v1s0", &i); err == nil && m.Status.Phase == appsv1alpha1.PhaseRunning {
+				ready = append(ready, fmt.Sprint(1, "/", i))
+			}
+		}
+		return ready, nil
+	})
+	if err != nil {
+		return err
+	}
+	rep := &r.report.Convergence
+	rep.OperatorSeconds = secs
+	rep.OperatorP50, rep.OperatorP99 = rd.percentiles()
+	rep.Ratio = secs / rep.BaselineSeconds
+	r.logf("bench: operator: %d resources ready in %.1fs (baseline %.1fs, ratio %.2f)", 2*n, secs, rep.BaselineSeconds, rep.Ratio)
+	return nil
+}
+
+// idle counts what the operator sends while everything is ready, over a
+// window that includes a full resync (every object reconciled again).
+func (r *run) idle(ctx context.Context) error {
+	time.Sleep(5 * time.Second) // let the last status writes land
+	before, err := r.reconciles(ctx)
+	if err != nil {
+		return err
+	}
+	from := time.Now()
+	time.Sleep(r.cfg.IdleWindow)
+	to := time.Now()
+	after, err := r.reconciles(ctx)
+	if err != nil {
+		return err
+	}
+	rep := &r.report.Idle
+	if rep.Traffic, err = r.traffic(from, to); err != nil {
+		return err
+	}
+	rep.Reconciles = after - before
+	if rep.Reconciles > 0 {
+		rep.ReadsPerReconcile = float64(rep.Reads.Total()) / rep.Reconciles
+	}
+	r.logf("bench: idle %s: %d reconciles, writes [%s], leader election [%s], reads [%s]",
+		r.cfg.IdleWindow, int(rep.Reconciles), rep.Writes, rep.LeaderElection, rep.Reads)
+	return nil
+}
+
+// cachedObjects counts the objects the operator's cache holds: its custom
+// resources and every object of the cached kinds that carries opsmith's
+// label.
+func (r *run) cachedObjects(ctx context.Context) (int, error) {
+	lists := []client.ObjectList{
+		&appsv1alpha1.AppServiceList{}, &appsv1alpha1.MicroServiceDeployList{},
+	}
+	labelled := []client.ObjectList{
+		&appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.ServiceAccountList{}, &corev1.ConfigMapList{},
+		&corev1.ResourceQuotaList{},
+	}
+	n := 0
+	for _, l := range lists {
+		if err := r.k8s.List(ctx, l); err != nil {
+			return 0, err
+		}
+		n += meta.LenList(l)
+	}
+	for _, l := range labelled {
+		if err := r.k8s.List(ctx, l, client.MatchingLabels{apply.LabelManagedBy: apply.ManagedByValue}); err != nil {
+			return 0, err
+		}
+		n += meta.LenList(l)
+	}
+	return n, nil
+}
+
+// memory reads the operator's resident and heap memory per cached object,
+// then creates unrelated ConfigMaps and Secrets and reads it again.
+func (r *run) memory(ctx context.Context) error {
+	rep := &r.report.Memory
+	var err error
+	if rep.CachedObjects, err = r.cachedObjects(ctx); err != nil {
+		return err
+	}
+	body, err := r.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	rep.HeapInuseBytes = int64(metric(body, "go_memstats_heap_inuse_bytes", ""))
+	rep.HeapPerObjectBytes = float64(rep.HeapInuseBytes) / float64(rep.CachedObjects)
+	if rep.RSSBytes, err = rss(r.mgr.Pid()); err != nil {
+		return err
+	}
+	rep.UnrelatedObjects = 2 * r.cfg.Unrelated
+	err = r.parallel(rep.UnrelatedObjects, func(i int) error {
+		om := metav1.ObjectMeta{Namespace: unrelNS, Name: fmt.Sprintf("unrelated-%05d", i/2)}
+		data := map[string]string{"payload": fmt.Sprintf("%01024d", i)}
+		if i%2 == 0 {
+			return r.k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: om, Data: data})
+		}
+		return r.k8s.Create(ctx, &corev1.Secret{ObjectMeta: om, StringData: data})
+	})
+	if err != nil {
+		return err
+	}
+	time.Sleep(10 * time.Second)
+	if rep.RSSAfterUnrelated, err = rss(r.mgr.Pid()); err != nil {
+		return err
+	}
+	rep.UnrelatedRSSPct = 100 * float64(rep.RSSAfterUnrelated-rep.RSSBytes) / float64(rep.RSSBytes)
+	r.logf("bench: memory: %d cached objects, RSS %d MiB, heap in use %d MiB (%.0f B/object); after %d unrelated objects RSS %+.1f%%",
+		rep.CachedObjects, rep.RSSBytes>>20, rep.HeapInuseBytes>>20, rep.HeapPerObjectBytes, rep.UnrelatedObjects, rep.UnrelatedRSSPct)
+	return nil
+}
+
+// specChange gives some AppServices a new image and counts the writes until
+// their Deployments carry it.
+func (r *run) specChange(ctx context.Context) error {
+	k := min(r.cfg.Changed, r.cfg.N)
+	from := time.Now()
+	err := r.parallel(k, func(i int) error {
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			as := &appsv1alpha1.AppService{}
+			if err := r.k8s.Get(ctx, client.ObjectKey{Namespace: operatorNS, Name: fmt.Sprintf("app-%05d", i)}, as); err != nil {
+				return err
+			}
+			as.Spec.Image = "registry.local/app:2"
+			return r.k8s.Update(ctx, as)
+		})
+	})
+	if err != nil {
+		return err
+	}
+	rd := newReadiness()
+	if _, err := rd.waitAll(ctx, from, k, r.timeout(), func(ctx context.Context) ([]string, error) {
+		as := &appsv1alpha1.AppServiceList{}
+		if err := r.k8s.List(ctx, as, client.InNamespace(operatorNS)); err != nil {
+			return nil, err
+		}
+		var done []string
+		for _, a := range as.Items {
+			pr := meta.FindStatusCondition(a.Status.Conditions, appsv1alpha1.ConditionProgressing)
+			if a.Spec.Image == "registry.local/app:2" && a.Status.ObservedGeneration == a.Generation &&
+				pr != nil && pr.Reason == appservice.ReasonRolloutComplete && conditionTrue(a.Status.Conditions, appsv1alpha1.ConditionAvailable) {
+				done = append(done, a.Name)
+			}
+		}
+		return done, nil
+	}); err != nil {
+		return err
+	}
+	time.Sleep(3 * time.Second)
+	rep := &r.report.SpecChange
+	rep.Changed = k
+	if rep.Traffic, err = r.traffic(from, time.Now()); err != nil {
+		return err
+	}
+	rep.WritesPerChange = float64(rep.Writes.Total()) / float64(k)
+	r.logf("bench: spec change of %d AppServices: writes [%s] (%.1f per change)", k, rep.Writes, rep.WritesPerChange)
+	return nil
+}
+
+// restart replaces the operator with a new process and measures the time
+// until it has reconciled every resource once, and what it wrote.
+func (r *run) restart(ctx context.Context) error {
+	r.mgr.Stop(30 * time.Second)
+	from := time.Now()
+	if err := r.startManager(ctx, "manager-restarted"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(r.timeout())
+	for {
+		n, err := r.reconciles(ctx)
+		if err != nil {
+			return err
+		}
+		if n >= float64(2*r.cfg.N) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%v of %d resources reconciled after restart", n, 2*r.cfg.N)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rep := &r.report.Restart
+	rep.SecondsToResync = time.Since(from).Seconds()
+	time.Sleep(5 * time.Second) // writes caused by the first reconciles land
+	var err error
+	if rep.Traffic, err = r.traffic(from, time.Now()); err != nil {
+		return err
+	}
+	r.logf("bench: restart: every resource reconciled %.1fs after start, writes [%s]", rep.SecondsToResync, rep.Writes)
+	return nil
+}
