@@ -84,26 +84,31 @@ func auditTraffic(path, user, operatorNS string, from, to time.Time) (Traffic, e
 		if e.User.Username != user || e.RequestReceived.Before(from) || !e.RequestReceived.Before(to) {
 			continue
 		}
-		res, ns := "", ""
-		if e.ObjectRef != nil {
-			res, ns = e.ObjectRef.Resource, e.ObjectRef.Namespace
-			if e.ObjectRef.Subresource != "" {
-				res += "/" + e.ObjectRef.Subresource
-			}
-		}
-		key := e.Verb + " " + res
-		switch {
-		case !writeVerbs[e.Verb]:
-			if e.Verb == "get" || e.Verb == "list" {
-				t.Reads[key]++
-			}
-		case res == "tokenreviews" || res == "subjectaccessreviews":
-			t.MetricsAuth[key]++
-		case res == "leases" || (res == "events" && ns == operatorNS):
-			t.LeaderElection[key]++
-		default:
-			t.Writes[key]++
-		}
+		t.add(e, operatorNS)
 	}
 	return t, s.Err()
+}
+
+// add counts one request in its kind.
+func (t Traffic) add(e auditEvent, operatorNS string) {
+	res, ns := "", ""
+	if e.ObjectRef != nil {
+		res, ns = e.ObjectRef.Resource, e.ObjectRef.Namespace
+		if e.ObjectRef.Subresource != "" {
+			res += "/" + e.ObjectRef.Subresource
+		}
+	}
+	key := e.Verb + " " + res
+	switch {
+	case !writeVerbs[e.Verb]:
+		if e.Verb == "get" || e.Verb == "list" {
+			t.Reads[key]++
+		}
+	case res == "tokenreviews" || res == "subjectaccessreviews":
+		t.MetricsAuth[key]++
+	case res == "leases" || (res == "events" && ns == operatorNS):
+		t.LeaderElection[key]++
+	default:
+		t.Writes[key]++
+	}
 }

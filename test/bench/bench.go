@@ -380,5 +380,5 @@ func (rep *Report) WriteJSON(path string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o644) //nolint:gosec // a report for people to read
+	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
