@@ -89,6 +89,9 @@ type Report struct {
 		Changed         int     `json:"changed"`
 		WritesPerChange float64 `json:"writes_per_change"`
 	} `json:"spec_change"`
+	// Failed names the step that failed, when one did; the figures of the
+	// steps before it are still valid.
+	Failed string `json:"failed_step,omitempty"`
 	Memory struct {
 		CachedObjects      int     `json:"cached_objects"`
 		RSSBytes           int64   `json:"rss_bytes"`
@@ -115,7 +118,8 @@ type run struct {
 	token   string
 }
 
-// Run performs the whole benchmark and returns its report.
+// Run performs the whole benchmark and returns its report. When a step
+// fails, the report holds the figures of the steps before it.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	c, err := testbed.Start(ctx, testbed.Options{Mode: testbed.Simulated, Nodes: cfg.Nodes, Audit: true, Log: cfg.Log})
 	if err != nil {
@@ -164,7 +168,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, s := range steps {
 		r.logf("bench: %s", s.name)
 		if err := s.f(ctx); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.name, err)
+			r.report.Failed = s.name
+			return r.report, fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
 	failed = false

@@ -20,6 +20,10 @@ func (rep *Report) Markdown(command string) string {
 	w("Operator settings: client QPS %.0f, burst %d, %d concurrent reconciles per controller; %d creating workers on both sides.",
 		rep.Config.OperatorQPS, rep.Config.OperatorBurst, rep.Config.ConcurrentRecons, rep.Config.Workers)
 	w("")
+	if rep.Failed != "" {
+		w("**The step %q failed in this run; its figures and those of later steps are missing (zero) below.**", rep.Failed)
+		w("")
+	}
 	w("| figure | result | target |")
 	w("| --- | --- | --- |")
 	w("| convergence: operator time / baseline time (baseline: a plain client applying the same child objects, built by the operator's builders, waiting for the same readiness) | **%.2f** (%.1f s / %.1f s) | ≤ 1.25 |", c.Ratio, c.OperatorSeconds, c.BaselineSeconds)

@@ -35,9 +35,9 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := bench.Run(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+	rep, runErr := bench.Run(ctx, cfg)
+	if rep == nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", runErr)
 		os.Exit(1)
 	}
 	rep.Cores = runtime.NumCPU()
@@ -51,4 +51,8 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Print(md)
+	if runErr != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", runErr)
+		os.Exit(1)
+	}
 }
