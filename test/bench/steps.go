@@ -328,6 +328,9 @@ func (r *run) restart(ctx context.Context) error {
 	}
 	rep := &r.report.Restart
 	rep.SecondsToResync = time.Since(from).Seconds()
+	if done, err := r.mgr.Exited(); done {
+		return fmt.Errorf("the restarted manager exited (%v); log %s", err, r.mgr.LogPath)
+	}
 	time.Sleep(5 * time.Second) // writes caused by the first reconciles land
 	var err error
 	if rep.Traffic, err = r.traffic(from, time.Now()); err != nil {

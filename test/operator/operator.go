@@ -149,7 +149,9 @@ func StartManager(ctx context.Context, c *testbed.Cluster, k8s client.Client, na
 	return m, err
 }
 
-// WaitReady waits until the manager's readiness probe answers 200.
+// WaitReady waits until the manager's readiness probe answers 200 and its
+// metrics endpoint answers at all (it starts later: it first makes a
+// self-signed certificate).
 func (m *Manager) WaitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -161,7 +163,9 @@ func (m *Manager) WaitReady(ctx context.Context, timeout time.Duration) error {
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				if _, _, err := m.Metrics(ctx, ""); err == nil {
+					return nil
+				}
 			}
 		}
 		if done, exitErr := m.Exited(); done {
