@@ -30,3 +30,13 @@ func Stuck(dep *appsv1.Deployment) string {
 	}
 	return ""
 }
+
+// Condition reasons every controller that runs a Deployment reports the
+// same way.
+const (
+	ReasonAllReplicasReady = "AllReplicasReady"
+	ReasonReplicasNotReady = "ReplicasNotReady"
+	ReasonCreating         = "Creating"
+	ReasonRollingOut       = "RollingOut"
+	ReasonRolloutComplete  = "RolloutComplete"
+)

@@ -4,11 +4,9 @@ package appservice
 
 import (
 	"context"
-	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,22 +72,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if depFound {
 		observed = dep
 	}
-	if serr := r.writeStatus(ctx, as, computeStatus(as, observed, stuck)); serr != nil && err == nil {
+	if serr := apply.WriteStatus(ctx, r.Client, as, &as.Status, computeStatus(as, observed, stuck)); serr != nil && err == nil {
 		err = serr
 	}
 	return reconcile.Result{}, err
-}
-
-// writeStatus patches the status subresource when it differs from what is
-// stored.
-func (r *Reconciler) writeStatus(ctx context.Context, as *appsv1alpha1.AppService, st appsv1alpha1.AppServiceStatus) error {
-	if equality.Semantic.DeepEqual(as.Status, st) {
-		return nil
-	}
-	base := as.DeepCopy()
-	as.Status = st
-	if err := r.Client.Status().Patch(ctx, as, client.MergeFrom(base)); err != nil {
-		return fmt.Errorf("writing status of AppService %s/%s: %w", as.Namespace, as.Name, err)
-	}
-	return nil
 }

@@ -15,12 +15,12 @@ import (
 
 // Condition reasons.
 const (
-	ReasonAllReplicasReady = "AllReplicasReady"
+	ReasonAllReplicasReady = rollout.ReasonAllReplicasReady
 	ReasonScaledToZero     = "ScaledToZero"
-	ReasonReplicasNotReady = "ReplicasNotReady"
-	ReasonCreating         = "Creating"
-	ReasonRollingOut       = "RollingOut"
-	ReasonRolloutComplete  = "RolloutComplete"
+	ReasonReplicasNotReady = rollout.ReasonReplicasNotReady
+	ReasonCreating         = rollout.ReasonCreating
+	ReasonRollingOut       = rollout.ReasonRollingOut
+	ReasonRolloutComplete  = rollout.ReasonRolloutComplete
 	ReasonRolloutStuck     = rollout.ReasonStuck
 	ReasonNameConflict     = apply.ReasonNameConflict
 	ReasonApplyFailed      = apply.ReasonApplyFailed

@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -112,7 +111,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err == nil && in.blocked == nil {
 		err = r.reconcileShared(ctx, in)
 	}
-	if serr := r.writeStatus(ctx, m, computeStatus(m, in.dep, in.blocked, r.Config)); serr != nil && err == nil {
+	if serr := apply.WriteStatus(ctx, r.Client, m, &m.Status, computeStatus(m, in.dep, in.blocked, r.Config)); serr != nil && err == nil {
 		err = serr
 	}
 	return reconcile.Result{}, err
@@ -397,16 +396,4 @@ func hasOwner(obj client.Object, uid types.UID) bool {
 		}
 	}
 	return false
-}
-
-func (r *Reconciler) writeStatus(ctx context.Context, m *appsv1alpha1.MicroServiceDeploy, st appsv1alpha1.MicroServiceDeployStatus) error {
-	if equality.Semantic.DeepEqual(m.Status, st) {
-		return nil
-	}
-	base := m.DeepCopy()
-	m.Status = st
-	if err := r.Client.Status().Patch(ctx, m, client.MergeFrom(base)); err != nil {
-		return fmt.Errorf("writing status of MicroServiceDeploy %s/%s: %w", m.Namespace, m.Name, err)
-	}
-	return nil
 }

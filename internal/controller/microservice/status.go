@@ -17,11 +17,11 @@ import (
 
 // Condition reasons.
 const (
-	ReasonAllReplicasReady = "AllReplicasReady"
-	ReasonReplicasNotReady = "ReplicasNotReady"
-	ReasonCreating         = "Creating"
-	ReasonRollingOut       = "RollingOut"
-	ReasonRolloutComplete  = "RolloutComplete"
+	ReasonAllReplicasReady = rollout.ReasonAllReplicasReady
+	ReasonReplicasNotReady = rollout.ReasonReplicasNotReady
+	ReasonCreating         = rollout.ReasonCreating
+	ReasonRollingOut       = rollout.ReasonRollingOut
+	ReasonRolloutComplete  = rollout.ReasonRolloutComplete
 	ReasonRolloutStuck     = rollout.ReasonStuck
 	ReasonIdle             = "Idle"
 	ReasonActive           = "Active"
