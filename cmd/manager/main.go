@@ -26,6 +26,8 @@ func main() {
 		"serve metrics over HTTPS, allowing only callers authorized to get /metrics")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr,
 		`address of the /healthz and /readyz endpoints; "0" disables them`)
+	flag.StringVar(&o.PprofAddr, "pprof-bind-address", "",
+		`address of the unauthenticated net/http/pprof endpoint (for example 127.0.0.1:6060); empty or "0" disables it`)
 	flag.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection,
 		"elect a leader so that only one replica reconciles")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "",

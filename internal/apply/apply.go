@@ -40,6 +40,18 @@ type Applier struct {
 // namespaced kinds) namespace. Apply writes nothing when live already holds
 // every field of desired and was last applied with the same desired state.
 func (a *Applier) Apply(ctx context.Context, desired runtime.ApplyConfiguration, live client.Object) (Result, error) {
+	return a.apply(ctx, desired, live, nil)
+}
+
+// ApplyObserved is Apply that, after a write, fills observed with the
+// object as the API server answered it (with the identity, generation and
+// defaults the server set), so that the caller can go on with the written
+// object instead of reading it back. observed may be live.
+func (a *Applier) ApplyObserved(ctx context.Context, desired runtime.ApplyConfiguration, live, observed client.Object) (Result, error) {
+	return a.apply(ctx, desired, live, observed)
+}
+
+func (a *Applier) apply(ctx context.Context, desired runtime.ApplyConfiguration, live, observed client.Object) (Result, error) {
 	u, err := desiredWithHash(desired)
 	if err != nil {
 		return "", err
@@ -54,14 +66,31 @@ func (a *Applier) Apply(ctx context.Context, desired runtime.ApplyConfiguration,
 			return Unchanged, nil
 		}
 	}
+	// The client decodes the API server's answer into u.
 	if err := a.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
 		client.FieldOwner(a.FieldManager), client.ForceOwnership); err != nil {
 		return "", fmt.Errorf("applying %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+	}
+	if observed != nil {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, observed); err != nil {
+			return "", fmt.Errorf("decoding the applied %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+		}
 	}
 	if exists {
 		return Updated, nil
 	}
 	return Created, nil
+}
+
+// Current reports whether live (which must exist) already holds desired
+// and was applied from the same desired state: whether Apply would write
+// nothing.
+func Current(desired runtime.ApplyConfiguration, live client.Object) (bool, error) {
+	u, err := desiredWithHash(desired)
+	if err != nil {
+		return false, err
+	}
+	return Matches(u.Object, live)
 }
 
 // desiredWithHash converts desired to unstructured form and stamps it with

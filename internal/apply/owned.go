@@ -55,8 +55,9 @@ const (
 
 // Ensure makes the child described by desired exist as desired. live is an
 // empty object of the child's type with the child's name set; it is filled
-// with the object as observed, and found says whether it exists. A non-nil Blocked means the
-// child cannot be written now; err is set too when retrying may help.
+// with the object as observed (after a write: as the API server returned
+// it), and found says whether it exists. A non-nil Blocked means the child
+// cannot be written now; err is set too when retrying may help.
 func (c *Children) Ensure(ctx context.Context, owner client.Object, kind string,
 	desired runtime.ApplyConfiguration, live client.Object) (found bool, blocked *Blocked, err error) {
 	name := live.GetName()
@@ -69,7 +70,7 @@ func (c *Children) Ensure(ctx context.Context, owner client.Object, kind string,
 	if found {
 		current = live
 	}
-	res, err := (&Applier{Client: c.Client, FieldManager: c.FieldManager}).Apply(ctx, desired, current)
+	res, err := (&Applier{Client: c.Client, FieldManager: c.FieldManager}).ApplyObserved(ctx, desired, current, live)
 	if err != nil {
 		if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
 			// Rejected content (for example a node port another Service
@@ -84,11 +85,9 @@ func (c *Children) Ensure(ctx context.Context, owner client.Object, kind string,
 		log.FromContext(ctx).Info("applied child", "kind", kind, "child", name, "result", res)
 		// The child is the event's related object, so that events about
 		// different children are not folded into one series.
-		live.SetNamespace(key.Namespace)
-		live.SetName(name)
 		c.Recorder.Eventf(owner, live, corev1.EventTypeNormal, string(res), "Apply", "%s %s %s", kind, name, lowerResult(res))
 	}
-	return found, nil, nil
+	return true, nil, nil
 }
 
 // Remove deletes the child named like live if it exists and belongs to

@@ -47,6 +47,10 @@ type Options struct {
 	MetricsSecure bool
 	// ProbeAddr is the health and readiness probe address; "0" disables it.
 	ProbeAddr string
+	// PprofAddr serves net/http/pprof (profiles, and the heap after a
+	// forced collection with /debug/pprof/heap?gc=1); "" or "0" disables
+	// it. It has no authentication: bind it to a loopback address.
+	PprofAddr string
 	// LeaderElection makes only one replica of the manager active.
 	LeaderElection          bool
 	LeaderElectionNamespace string
@@ -77,9 +81,9 @@ func DefaultOptions() Options {
 		MetricsAddr:             ":8443",
 		MetricsSecure:           true,
 		ProbeAddr:               ":8081",
-		MaxConcurrentReconciles: 4,
-		ClientQPS:               50,
-		ClientBurst:             100,
+		MaxConcurrentReconciles: 10,
+		ClientQPS:               100,
+		ClientBurst:             200,
 		SyncPeriod:              10 * time.Hour,
 		MicroService:            microservice.DefaultConfig(),
 	}
@@ -178,6 +182,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Cache:                         cacheOpts,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.ProbeAddr,
+		PprofBindAddress:              o.PprofAddr,
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,

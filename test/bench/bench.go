@@ -50,6 +50,9 @@ type Config struct {
 	// Unrelated ConfigMaps and as many Secrets are created to show the
 	// operator does not cache what it does not own.
 	Unrelated int
+	// ScaleTo is the total of MicroServiceDeploys the scale step adds
+	// resources up to, ScaleStep at a time; 0 skips the step.
+	ScaleTo, ScaleStep int
 	Log       io.Writer
 }
 
@@ -74,6 +77,11 @@ type Report struct {
 		OperatorP99     float64 `json:"operator_create_to_ready_p99_seconds"`
 		BaselineP50     float64 `json:"baseline_create_to_ready_p50_seconds"`
 		BaselineP99     float64 `json:"baseline_create_to_ready_p99_seconds"`
+		// OperatorTraffic is what the operator sent while converging.
+		OperatorTraffic Traffic `json:"operator_traffic"`
+		// WritesPerResource are the operator's writes (events included)
+		// per AppService or MicroServiceDeploy while converging.
+		WritesPerResource float64 `json:"operator_writes_per_resource"`
 	} `json:"convergence"`
 	Idle struct {
 		Traffic
@@ -83,23 +91,40 @@ type Report struct {
 	Restart struct {
 		Traffic
 		SecondsToResync float64 `json:"seconds_until_every_resource_reconciled"`
+		// StatusChanged counts the resources whose status differs between
+		// before the stop and after the new process reconciled them;
+		// StatusFields counts them per changed field.
+		StatusChanged int      `json:"status_changed"`
+		StatusFields  Requests `json:"status_changed_fields"`
 	} `json:"restart"`
 	SpecChange struct {
 		Traffic
 		Changed         int     `json:"changed"`
 		WritesPerChange float64 `json:"writes_per_change"`
 	} `json:"spec_change"`
+	// Scale adds MicroServiceDeploys in steps up to a total and records
+	// the time and memory of each step.
+	Scale struct {
+		Step  int         `json:"step"`
+		Steps []ScaleStep `json:"steps"`
+	} `json:"scale"`
+	// Load is the machine's load average (1, 5, 15 minutes) at the start
+	// and at the end of the run: other work on the machine slows both
+	// sides.
+	LoadStart string `json:"load_average_start"`
+	LoadEnd   string `json:"load_average_end"`
 	// Failed names the step that failed, when one did; the figures of the
 	// steps before it are still valid.
 	Failed string `json:"failed_step,omitempty"`
 	Memory struct {
-		CachedObjects      int     `json:"cached_objects"`
-		RSSBytes           int64   `json:"rss_bytes"`
-		HeapInuseBytes     int64   `json:"heap_inuse_bytes"`
-		HeapPerObjectBytes float64 `json:"heap_inuse_per_cached_object_bytes"`
-		RSSAfterUnrelated  int64   `json:"rss_after_unrelated_bytes"`
-		UnrelatedObjects   int     `json:"unrelated_objects"`
-		UnrelatedRSSPct    float64 `json:"unrelated_rss_increase_percent"`
+		// Ready is the memory with every benchmark resource ready.
+		Ready Memory `json:"ready"`
+		// AfterUnrelated is the memory after UnrelatedObjects ConfigMaps
+		// and Secrets that opsmith does not manage were created.
+		AfterUnrelated   Memory  `json:"after_unrelated"`
+		UnrelatedObjects int     `json:"unrelated_objects"`
+		UnrelatedRSSPct  float64 `json:"unrelated_rss_increase_percent"`
+		UnrelatedHeapPct float64 `json:"unrelated_live_heap_increase_percent"`
 	} `json:"memory"`
 }
 
@@ -116,6 +141,8 @@ type run struct {
 	mgr     *operator.Manager
 	report  *Report
 	token   string
+	// pprofAddr is where the running manager serves net/http/pprof.
+	pprofAddr string
 }
 
 // Run performs the whole benchmark and returns its report. When a step
@@ -134,7 +161,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, cluster: c, k8s: k8s, report: &Report{N: cfg.N, Date: time.Now().UTC().Format(time.RFC3339)}, token: c.Config.BearerToken}
+	r := &run{cfg: cfg, cluster: c, k8s: k8s, report: &Report{N: cfg.N, Date: time.Now().UTC().Format(time.RFC3339), LoadStart: loadAverage()}, token: c.Config.BearerToken}
+	defer func() { r.report.LoadEnd = loadAverage() }()
 	defaults := manager.DefaultOptions()
 	r.report.Config.Workers = cfg.Workers
 	r.report.Config.IdleWindowSecs = cfg.IdleWindow.Seconds()
@@ -164,6 +192,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		{"memory", r.memory},
 		{"spec change", r.specChange},
 		{"restart", r.restart},
+		{"scale", r.scale},
 	}
 	for _, s := range steps {
 		r.logf("bench: %s", s.name)
@@ -183,10 +212,15 @@ func (r *run) logf(format string, args ...any) {
 }
 
 func (r *run) startManager(ctx context.Context, name string) error {
-	var err error
+	ports, err := testbed.FreePorts(1)
+	if err != nil {
+		return err
+	}
+	r.pprofAddr = fmt.Sprintf("127.0.0.1:%d", ports[0])
 	r.mgr, err = operator.StartManager(ctx, r.cluster, r.k8s, name,
 		"--sync-period="+r.cfg.SyncPeriod.String(),
 		"--microservice-auth-url=https://auth.bench.test/verify",
+		"--pprof-bind-address="+r.pprofAddr,
 	)
 	if err != nil {
 		return err
@@ -351,6 +385,19 @@ func (r *run) reconciles(ctx context.Context) (float64, error) {
 		return 0, err
 	}
 	return metric(body, "controller_runtime_reconcile_total", ""), nil
+}
+
+// loadAverage reads the machine's load averages over 1, 5 and 15 minutes.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // rss reads a process' resident set size.

@@ -16,14 +16,17 @@ func TestBenchSmoke(t *testing.T) {
 	testbed.RequireCluster(t)
 	rep, err := Run(context.Background(), Config{
 		N: 50, Workers: 8, Nodes: 2, IdleWindow: 20 * time.Second, SyncPeriod: 8 * time.Second,
-		Changed: 10, Unrelated: 50, Log: os.Stderr,
+		Changed: 10, Unrelated: 50, ScaleTo: 100, ScaleStep: 50, Log: os.Stderr,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", rep.Markdown("go test ./test/bench"))
-	if rep.Convergence.Ratio <= 0 || rep.Memory.CachedObjects < 50*9 {
-		t.Errorf("implausible report: ratio %v, %d cached objects", rep.Convergence.Ratio, rep.Memory.CachedObjects)
+	if rep.Convergence.Ratio <= 0 || rep.Memory.Ready.CachedObjects < 50*9 || rep.Memory.Ready.HeapLiveBytes <= 0 {
+		t.Errorf("implausible report: ratio %v, %d cached objects, live heap %d", rep.Convergence.Ratio, rep.Memory.Ready.CachedObjects, rep.Memory.Ready.HeapLiveBytes)
+	}
+	if len(rep.Scale.Steps) != 1 || rep.Scale.Steps[0].Total != 100 || rep.Scale.Steps[0].Memory.CachedObjects <= rep.Memory.Ready.CachedObjects {
+		t.Errorf("scale step: %+v", rep.Scale.Steps)
 	}
 	if rep.Idle.Reconciles < 100 {
 		t.Errorf("only %v reconciles in the idle window: no resync happened", rep.Idle.Reconciles)

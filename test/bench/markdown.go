@@ -13,11 +13,12 @@ func (rep *Report) Markdown(command string) string {
 	c := rep.Convergence
 	w("# Benchmarks")
 	w("")
-	w("Measured by `%s` on %s (%d cores), N = %d AppServices and %d MicroServiceDeploys,", command, rep.Date, rep.Cores, rep.N, rep.N)
-	w("on a simulated cluster (real kube-apiserver, kube-controller-manager, kube-scheduler; kwok nodes).")
-	w("API requests are counted by the API server's audit log (user = the operator's ServiceAccount);")
-	w("memory is read from the operator process. The raw report is `bench/report.json`, the run's output `bench/output.log`.")
-	w("Operator settings: client QPS %.0f, burst %d, %d concurrent reconciles per controller; %d creating workers on both sides.",
+	w("Measured by `%s` on %s (%d cores; load average %s at the start, %s at the end),", command, rep.Date, rep.Cores, rep.LoadStart, rep.LoadEnd)
+	w("N = %d AppServices and %d MicroServiceDeploys, on a simulated cluster (real kube-apiserver, kube-controller-manager,", rep.N, rep.N)
+	w("kube-scheduler; kwok nodes) on the same machine. API requests are counted by the API server's audit log (user = the")
+	w("operator's ServiceAccount); memory is read from the operator process, heap figures right after a forced garbage")
+	w("collection, each the median of %d samples. The raw report is `bench/report.json`, the run's output `bench/output.log`.", memSamples)
+	w("Operator settings: client QPS %.0f, burst %d, %d concurrent reconciles per controller (the defaults); %d creating workers on both sides.",
 		rep.Config.OperatorQPS, rep.Config.OperatorBurst, rep.Config.ConcurrentRecons, rep.Config.Workers)
 	w("")
 	if rep.Failed != "" {
@@ -29,6 +30,7 @@ func (rep *Report) Markdown(command string) string {
 	w("| convergence: operator time / baseline time (baseline: a plain client applying the same child objects, built by the operator's builders, waiting for the same readiness) | **%.2f** (%.1f s / %.1f s) | ≤ 1.25 |", c.Ratio, c.OperatorSeconds, c.BaselineSeconds)
 	w("| create-to-ready latency per resource, operator p50 / p99 | %.1f s / %.1f s | |", c.OperatorP50, c.OperatorP99)
 	w("| create-to-ready latency per resource, baseline p50 / p99 | %.1f s / %.1f s | |", c.BaselineP50, c.BaselineP99)
+	w("| operator writes while converging, per resource (events included) | %.1f %s| |", c.WritesPerResource, paren(c.OperatorTraffic.Writes))
 	i := rep.Idle
 	w("| idle: operator write requests in %.0f s with everything Ready, including a full resync (%d reconciles) | **%d** %s| 0 |", rep.Config.IdleWindowSecs, int(i.Reconciles), i.Writes.Total(), paren(i.Writes))
 	w("| idle: leader-election writes in the same window | %d %s| (reported apart) |", i.LeaderElection.Total(), paren(i.LeaderElection))
@@ -39,10 +41,27 @@ func (rep *Report) Markdown(command string) string {
 	w("| operator restart: writes until every resource was reconciled once | **%d** %s| 0 |", rs.Writes.Total(), paren(rs.Writes))
 	w("| operator restart: time until every resource was reconciled once | %.1f s | |", rs.SecondsToResync)
 	m := rep.Memory
-	w("| memory: operator RSS / Go heap in use with %d cached objects | %d MiB / %d MiB | |", m.CachedObjects, m.RSSBytes>>20, m.HeapInuseBytes>>20)
-	w("| memory: heap in use per cached object | **%.0f B** | ≤ 10 KB |", m.HeapPerObjectBytes)
-	w("| memory: RSS increase after %d unrelated ConfigMaps and Secrets | **%+.1f %%** | < 5 %% |", m.UnrelatedObjects, m.UnrelatedRSSPct)
+	w("| memory: live heap / heap in use / RSS with %d cached objects | %.0f MiB / %.0f MiB / %.0f MiB | |", m.Ready.CachedObjects, mib(m.Ready.HeapLiveBytes), mib(m.Ready.HeapInuseBytes), mib(m.Ready.RSSBytes))
+	w("| memory: live heap per cached object (N = %d) | **%.0f B** | ≤ 10 KB |", rep.N, m.Ready.HeapLivePerObject)
+	if n := len(rep.Scale.Steps); n > 0 {
+		last := rep.Scale.Steps[n-1]
+		w("| memory: live heap per cached object with %d MicroServiceDeploys (%d cached objects; heap %.0f MiB, RSS %.0f MiB) | **%.0f B** | ≤ 10 KB |",
+			last.Total, last.Memory.CachedObjects, mib(last.Memory.HeapLiveBytes), mib(last.Memory.RSSBytes), last.Memory.HeapLivePerObject)
+	}
+	w("| memory: increase after %d unrelated ConfigMaps and Secrets, live heap / RSS | **%+.1f %%** / **%+.1f %%** | < 5 %% |", m.UnrelatedObjects, m.UnrelatedHeapPct, m.UnrelatedRSSPct)
 	w("")
+	if len(rep.Scale.Steps) > 0 {
+		w("Scale curve: MicroServiceDeploys added %d at a time (each step in a namespace of its own) to the %d of the convergence step;", rep.Scale.Step, rep.N)
+		w("the time is from the first create of the step until all of its instances are Running.")
+		w("")
+		w("| MicroServiceDeploys | step time | p50 / p99 create-to-Running | operator writes per resource | cached objects | live heap | heap per object | RSS |")
+		w("| --- | --- | --- | --- | --- | --- | --- | --- |")
+		for _, st := range rep.Scale.Steps {
+			w("| %d | %.1f s | %.1f s / %.1f s | %.1f | %d | %.0f MiB | %.0f B | %.0f MiB |", st.Total, st.Seconds, st.P50, st.P99,
+				st.WritesPerResource, st.Memory.CachedObjects, mib(st.Memory.HeapLiveBytes), st.Memory.HeapLivePerObject, mib(st.Memory.RSSBytes))
+		}
+		w("")
+	}
 	return b.String()
 }
 

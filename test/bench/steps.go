@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
-	"opsmith.io/opsmith/internal/apply"
 	"opsmith.io/opsmith/internal/controller/appservice"
 	"opsmith.io/opsmith/internal/controller/microservice"
 )
@@ -159,7 +158,13 @@ func (r *run) converge(ctx context.Context) error {
 	rep.OperatorSeconds = secs
 	rep.OperatorP50, rep.OperatorP99 = rd.percentiles()
 	rep.Ratio = secs / rep.BaselineSeconds
-	r.logf("bench: operator: %d resources ready in %.1fs (baseline %.1fs, ratio %.2f)", 2*n, secs, rep.BaselineSeconds, rep.Ratio)
+	if rep.OperatorTraffic, err = r.traffic(start, time.Now()); err != nil {
+		return err
+	}
+	rep.WritesPerResource = float64(rep.OperatorTraffic.Writes.Total()) / float64(2*n)
+	r.logf("bench: operator: %d resources ready in %.1fs (baseline %.1fs, ratio %.2f); p50 %.1fs p99 %.1fs (baseline %.1fs %.1fs)",
+		2*n, secs, rep.BaselineSeconds, rep.Ratio, rep.OperatorP50, rep.OperatorP99, rep.BaselineP50, rep.BaselineP99)
+	r.logf("bench: operator writes while converging: %.1f per resource [%s], reads [%s]", rep.WritesPerResource, rep.OperatorTraffic.Writes, rep.OperatorTraffic.Reads)
 	return nil
 }
 
@@ -191,48 +196,12 @@ func (r *run) idle(ctx context.Context) error {
 	return nil
 }
 
-// cachedObjects counts the objects the operator's cache holds: its custom
-// resources and every object of the cached kinds that carries opsmith's
-// label.
-func (r *run) cachedObjects(ctx context.Context) (int, error) {
-	lists := []client.ObjectList{
-		&appsv1alpha1.AppServiceList{}, &appsv1alpha1.MicroServiceDeployList{},
-	}
-	labelled := []client.ObjectList{
-		&appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.ServiceAccountList{}, &corev1.ConfigMapList{},
-		&corev1.ResourceQuotaList{},
-	}
-	n := 0
-	for _, l := range lists {
-		if err := r.k8s.List(ctx, l); err != nil {
-			return 0, err
-		}
-		n += meta.LenList(l)
-	}
-	for _, l := range labelled {
-		if err := r.k8s.List(ctx, l, client.MatchingLabels{apply.LabelManagedBy: apply.ManagedByValue}); err != nil {
-			return 0, err
-		}
-		n += meta.LenList(l)
-	}
-	return n, nil
-}
-
-// memory reads the operator's resident and heap memory per cached object,
-// then creates unrelated ConfigMaps and Secrets and reads it again.
+// memory reads the operator's memory per cached object, then creates
+// unrelated ConfigMaps and Secrets and reads it again.
 func (r *run) memory(ctx context.Context) error {
 	rep := &r.report.Memory
 	var err error
-	if rep.CachedObjects, err = r.cachedObjects(ctx); err != nil {
-		return err
-	}
-	body, err := r.metrics(ctx)
-	if err != nil {
-		return err
-	}
-	rep.HeapInuseBytes = int64(metric(body, "go_memstats_heap_inuse_bytes", ""))
-	rep.HeapPerObjectBytes = float64(rep.HeapInuseBytes) / float64(rep.CachedObjects)
-	if rep.RSSBytes, err = rss(r.mgr.Pid()); err != nil {
+	if rep.Ready, err = r.measureMemory(ctx); err != nil {
 		return err
 	}
 	rep.UnrelatedObjects = 2 * r.cfg.Unrelated
@@ -248,12 +217,14 @@ func (r *run) memory(ctx context.Context) error {
 		return err
 	}
 	time.Sleep(10 * time.Second)
-	if rep.RSSAfterUnrelated, err = rss(r.mgr.Pid()); err != nil {
+	if rep.AfterUnrelated, err = r.measureMemory(ctx); err != nil {
 		return err
 	}
-	rep.UnrelatedRSSPct = 100 * float64(rep.RSSAfterUnrelated-rep.RSSBytes) / float64(rep.RSSBytes)
-	r.logf("bench: memory: %d cached objects, RSS %d MiB, heap in use %d MiB (%.0f B/object); after %d unrelated objects RSS %+.1f%%",
-		rep.CachedObjects, rep.RSSBytes>>20, rep.HeapInuseBytes>>20, rep.HeapPerObjectBytes, rep.UnrelatedObjects, rep.UnrelatedRSSPct)
+	rep.UnrelatedRSSPct = 100 * float64(rep.AfterUnrelated.RSSBytes-rep.Ready.RSSBytes) / float64(rep.Ready.RSSBytes)
+	rep.UnrelatedHeapPct = 100 * float64(rep.AfterUnrelated.HeapLiveBytes-rep.Ready.HeapLiveBytes) / float64(rep.Ready.HeapLiveBytes)
+	r.logf("bench: memory: %s", rep.Ready)
+	r.logf("bench: memory after %d unrelated ConfigMaps and Secrets: %s (live heap %+.1f%%, RSS %+.1f%%)",
+		rep.UnrelatedObjects, rep.AfterUnrelated, rep.UnrelatedHeapPct, rep.UnrelatedRSSPct)
 	return nil
 }
 
@@ -307,6 +278,10 @@ func (r *run) specChange(ctx context.Context) error {
 // restart replaces the operator with a new process and measures the time
 // until it has reconciled every resource once, and what it wrote.
 func (r *run) restart(ctx context.Context) error {
+	before, err := r.statuses(ctx)
+	if err != nil {
+		return err
+	}
 	r.mgr.Stop(30 * time.Second)
 	from := time.Now()
 	if err := r.startManager(ctx, "manager-restarted"); err != nil {
@@ -332,10 +307,18 @@ func (r *run) restart(ctx context.Context) error {
 		return fmt.Errorf("the restarted manager exited (%v); log %s", err, r.mgr.LogPath)
 	}
 	time.Sleep(5 * time.Second) // writes caused by the first reconciles land
-	var err error
 	if rep.Traffic, err = r.traffic(from, time.Now()); err != nil {
 		return err
 	}
+	after, err := r.statuses(ctx)
+	if err != nil {
+		return err
+	}
+	var example string
+	rep.StatusFields, rep.StatusChanged, example = statusChanges(before, after)
 	r.logf("bench: restart: every resource reconciled %.1fs after start, writes [%s]", rep.SecondsToResync, rep.Writes)
+	if rep.StatusChanged > 0 {
+		r.logf("bench: restart: %d statuses changed, fields [%s]; for example %s", rep.StatusChanged, rep.StatusFields, example)
+	}
 	return nil
 }

@@ -78,9 +78,11 @@ func setProgressing(st *appsv1alpha1.AppServiceStatus, as *appsv1alpha1.AppServi
 		c.Status, c.Reason = metav1.ConditionFalse, ReasonRolloutComplete
 		c.Message = fmt.Sprintf("%d pods of image %s are up to date", size, as.Spec.Image)
 	default:
+		// No pod counts here: they are in replicas and readyReplicas, and
+		// a message that changed with every pod would cost a status write
+		// per pod step of every rollout.
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonRollingOut
-		c.Message = fmt.Sprintf("%d of %d pods updated, %d ready, %d in total",
-			dep.Status.UpdatedReplicas, size, dep.Status.ReadyReplicas, dep.Status.Replicas)
+		c.Message = fmt.Sprintf("rolling out %d pods of image %s", size, as.Spec.Image)
 	}
 	meta.SetStatusCondition(&st.Conditions, c)
 }

@@ -90,3 +90,19 @@ func equalConditions(a, b []metav1.Condition) bool {
 	}
 	return true
 }
+
+// A rollout step that changes no status field (here: pods updated, the
+// same number running and ready) must not change the status, or every pod
+// step of every rollout would cost a status write.
+func TestComputeStatusIgnoresRolloutSteps(t *testing.T) {
+	as := &appsv1alpha1.AppService{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
+	as.Spec.Size, as.Spec.Image = ptr.To[int32](3), "web:2"
+	as.Status = computeStatus(as, dep(2, 2, 4, 1, 3, 3), nil)
+	next := computeStatus(as, dep(2, 2, 4, 2, 3, 3), nil)
+	if !equalConditions(as.Status.Conditions, next.Conditions) {
+		t.Errorf("one more pod updated changed the conditions:\n%+v\n%+v", as.Status.Conditions, next.Conditions)
+	}
+	if pr := meta.FindStatusCondition(next.Conditions, appsv1alpha1.ConditionProgressing); pr == nil || pr.Reason != ReasonRollingOut {
+		t.Errorf("Progressing = %+v, want %s", pr, ReasonRollingOut)
+	}
+}

@@ -7,8 +7,12 @@ package microservice
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
+	"strconv"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -44,6 +48,8 @@ type Reconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Config    Config
+
+	quotaChecks quotaChecks
 }
 
 // +kubebuilder:rbac:groups=apps.opsmith.io,resources=microservicedeploys,verbs=get;list;watch
@@ -218,7 +224,7 @@ func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) error {
 	// msName or path: m moved. Applying them again with their own
 	// instances drops m (and deletes them when none is left).
 	shared := &corev1.ServiceList{}
-	if err := r.Client.List(ctx, shared, client.InNamespace(m.Namespace),
+	if err := r.Client.List(ctx, shared, client.InNamespace(m.Namespace), client.UnsafeDisableDeepCopy,
 		client.MatchingLabels{apply.LabelManagedBy: apply.ManagedByValue}, client.HasLabels{LabelMicroService, LabelPath}); err != nil {
 		return err
 	}
@@ -244,7 +250,8 @@ type pathKey struct{ msName, path string }
 // pathsIn groups the live instances of a namespace by msName and path.
 func (r *Reconciler) pathsIn(ctx context.Context, namespace string) (map[pathKey]*Path, error) {
 	instances := &appsv1alpha1.MicroServiceDeployList{}
-	if err := r.Client.List(ctx, instances, client.InNamespace(namespace)); err != nil {
+	// Read only: the items are the cache's own objects.
+	if err := r.Client.List(ctx, instances, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing MicroServiceDeploys: %w", err)
 	}
 	paths := map[pathKey]*Path{}
@@ -356,7 +363,19 @@ func (r *Reconciler) applyShared(ctx context.Context, kind string, desired runti
 }
 
 // reconcileQuota makes sure the priority class of microservice pods exists
-// and sizes the namespace's quota for every live instance in it.
+// and that the namespace's quota covers this instance, sized for every live
+// instance in the namespace.
+//
+// The quota is one object per namespace and instances are usually created
+// in bursts, so the quota is written only when it must be: when it does not
+// yet cover this instance or is wrong for the instances it names. An
+// instance the quota already covers correctly leaves it alone while other
+// new instances are still missing from it: each of those writes the quota
+// (for every instance it sees) before creating its own pods, so a burst of
+// creations costs a few quota writes instead of one per instance. Checks
+// that found the quota right are remembered by resourceVersion, so that
+// the thousands of reconciles of a large namespace do not rebuild and
+// compare an object with thousands of owner references every time.
 func (r *Reconciler) reconcileQuota(ctx context.Context, in *instance) error {
 	pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: PriorityClassName}}
 	if blocked, err := r.applyShared(ctx, "PriorityClass", PriorityClass(), pc, madeByOpsmith); blocked != nil || err != nil {
@@ -364,7 +383,8 @@ func (r *Reconciler) reconcileQuota(ctx context.Context, in *instance) error {
 		return err
 	}
 	list := &appsv1alpha1.MicroServiceDeployList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(in.m.Namespace)); err != nil {
+	// Read only: the items are the cache's own objects.
+	if err := r.Client.List(ctx, list, client.InNamespace(in.m.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing MicroServiceDeploys: %w", err)
 	}
 	var instances []*appsv1alpha1.MicroServiceDeploy
@@ -373,10 +393,109 @@ func (r *Reconciler) reconcileQuota(ctx context.Context, in *instance) error {
 			instances = append(instances, &list.Items[i])
 		}
 	}
-	quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: QuotaName, Namespace: in.m.Namespace}}
+	quota := &corev1.ResourceQuota{}
+	key := client.ObjectKey{Namespace: in.m.Namespace, Name: QuotaName}
+	if err := r.Client.Get(ctx, key, quota); err == nil && madeByOpsmith(quota) {
+		named, complete := namedInstances(quota, instances)
+		if !complete && hasOwner(quota, in.m.UID) {
+			// Other instances are being added; this one is covered if the
+			// quota is right for those it names.
+			ok, err := r.quotaCurrent(quota, named)
+			if ok || err != nil {
+				return err
+			}
+		} else if complete {
+			ok, err := r.quotaCurrent(quota, instances)
+			if ok || err != nil {
+				return err
+			}
+		}
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	quota = &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: QuotaName, Namespace: in.m.Namespace}}
 	blocked, err := r.applyShared(ctx, "ResourceQuota", ResourceQuota(in.m.Namespace, instances), quota, madeByOpsmith)
 	in.blocked = blocked
 	return err
+}
+
+// namedInstances returns the instances the quota names as owners, and
+// whether it names every one of them.
+func namedInstances(quota *corev1.ResourceQuota, instances []*appsv1alpha1.MicroServiceDeploy) ([]*appsv1alpha1.MicroServiceDeploy, bool) {
+	owners := make(map[types.UID]bool, len(quota.OwnerReferences))
+	for _, ref := range quota.OwnerReferences {
+		owners[ref.UID] = true
+	}
+	named := make([]*appsv1alpha1.MicroServiceDeploy, 0, len(instances))
+	for _, m := range instances {
+		if owners[m.UID] {
+			named = append(named, m)
+		}
+	}
+	return named, len(named) == len(instances)
+}
+
+// quotaCurrent reports whether the live quota is exactly the one built for
+// instances, remembering a positive answer for this resourceVersion of the
+// quota and this state of the instances.
+func (r *Reconciler) quotaCurrent(live *corev1.ResourceQuota, instances []*appsv1alpha1.MicroServiceDeploy) (bool, error) {
+	check := quotaCheck{uid: live.UID, resourceVersion: live.ResourceVersion, instances: fingerprint(instances)}
+	if r.quotaChecks.verified(live.Namespace, check) {
+		return true, nil
+	}
+	ok, err := apply.Current(ResourceQuota(live.Namespace, instances), live)
+	if ok && err == nil {
+		r.quotaChecks.remember(live.Namespace, check)
+	}
+	return ok, err
+}
+
+// quotaCheck identifies a comparison of a live quota with the quota built
+// for a set of instances.
+type quotaCheck struct {
+	uid             types.UID
+	resourceVersion string
+	instances       string
+}
+
+// quotaChecks remembers, per namespace, the last comparison that found the
+// quota right. The quota builder reads only the instances' names, UIDs and
+// specs (whose every change raises the generation), so the same live
+// object and the same instances at the same generations give the same
+// answer.
+type quotaChecks struct {
+	mu   sync.Mutex
+	last map[string]quotaCheck
+}
+
+func (q *quotaChecks) verified(namespace string, c quotaCheck) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.last[namespace] == c
+}
+
+func (q *quotaChecks) remember(namespace string, c quotaCheck) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.last == nil {
+		q.last = map[string]quotaCheck{}
+	}
+	q.last[namespace] = c
+}
+
+// fingerprint identifies a set of instances and the generation of each.
+func fingerprint(instances []*appsv1alpha1.MicroServiceDeploy) string {
+	ids := make([]string, len(instances))
+	for i, m := range instances {
+		ids[i] = string(m.UID) + "/" + strconv.FormatInt(m.Generation, 10)
+	}
+	sort.Strings(ids)
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func (r *Reconciler) deleteShared(ctx context.Context, p Path, obj client.Object) error {

@@ -1,13 +1,23 @@
 package microservice
 
 import (
+	"context"
+	"reflect"
+
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
@@ -39,7 +49,66 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 		// shared one (a plain owner reference per instance).
 		Watches(&corev1.Service{}, allOwners).
 		Watches(&networkingv1.Ingress{}, allOwners).
-		Watches(&corev1.ResourceQuota{}, allOwners).
+		Watches(&corev1.ResourceQuota{}, handler.EnqueueRequestsFromMapFunc(r.quotaOwner),
+			builder.WithPredicates(quotaChanged())).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// quotaChanged passes the events of a namespace quota that may need a
+// repair: creation, deletion, and changes of anything but its status. The
+// quota controller rewrites the status (the usage) whenever a pod starts or
+// stops, which concerns no instance.
+func quotaChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, okOld := e.ObjectOld.(*corev1.ResourceQuota)
+			n, okNew := e.ObjectNew.(*corev1.ResourceQuota)
+			if !okOld || !okNew {
+				return true
+			}
+			return !equality.Semantic.DeepEqual(o.Spec, n.Spec) ||
+				!reflect.DeepEqual(o.Labels, n.Labels) || !reflect.DeepEqual(o.Annotations, n.Annotations) ||
+				!reflect.DeepEqual(o.OwnerReferences, n.OwnerReferences) ||
+				!o.DeletionTimestamp.Equal(n.DeletionTimestamp)
+		},
+	}
+}
+
+// quotaOwner maps an event of a namespace quota to one reconcile: the
+// reconcile of any instance sizes the quota for every instance of the
+// namespace, so waking every owner (thousands in a large namespace) would
+// repeat the same work as often. The first live instance it names is
+// chosen, or the first live instance of the namespace when it names none.
+func (r *Reconciler) quotaOwner(ctx context.Context, obj client.Object) []reconcile.Request {
+	if obj.GetName() != QuotaName {
+		return nil
+	}
+	live := func(name string, uid types.UID) bool {
+		m := &appsv1alpha1.MicroServiceDeploy{}
+		err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: name}, m)
+		return err == nil && (uid == "" || m.UID == uid) && m.DeletionTimestamp.IsZero()
+	}
+	request := func(name string) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+	}
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.Kind == "MicroServiceDeploy" && live(ref.Name, ref.UID) {
+			return request(ref.Name)
+		}
+	}
+	list := &appsv1alpha1.MicroServiceDeployList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	first := ""
+	for i := range list.Items {
+		if m := &list.Items[i]; m.DeletionTimestamp.IsZero() && (first == "" || m.Name < first) {
+			first = m.Name
+		}
+	}
+	if first == "" {
+		return nil
+	}
+	return request(first)
 }

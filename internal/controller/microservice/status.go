@@ -124,9 +124,11 @@ func setProgressing(st *appsv1alpha1.MicroServiceDeployStatus, m *appsv1alpha1.M
 		c.Status, c.Reason = metav1.ConditionFalse, ReasonRolloutComplete
 		c.Message = fmt.Sprintf("%d pods of version %s are up to date", desired, m.Spec.Version)
 	default:
+		// No pod counts here: they are in replicas and readyReplicas, and
+		// a message that changed with every pod would cost a status write
+		// per pod step of every rollout.
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonRollingOut
-		c.Message = fmt.Sprintf("%d of %d pods updated, %d ready, %d in total",
-			dep.Status.UpdatedReplicas, desired, dep.Status.ReadyReplicas, dep.Status.Replicas)
+		c.Message = fmt.Sprintf("rolling out %d pods of version %s", desired, m.Spec.Version)
 	}
 	meta.SetStatusCondition(&st.Conditions, c)
 }

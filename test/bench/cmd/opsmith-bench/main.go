@@ -25,9 +25,15 @@ func main() {
 	flag.DurationVar(&cfg.SyncPeriod, "sync-period", 2*time.Minute, "the operator's resync period (must be shorter than -idle-window)")
 	flag.IntVar(&cfg.Changed, "changed", 100, "AppServices whose image is changed")
 	flag.IntVar(&cfg.Unrelated, "unrelated", 1000, "unrelated ConfigMaps (and as many Secrets) to create")
+	flag.IntVar(&cfg.ScaleTo, "scale-to", 10000, "scale curve: add MicroServiceDeploys up to this total (0: no scale curve)")
+	flag.IntVar(&cfg.ScaleStep, "scale-step", 1000, "scale curve: MicroServiceDeploys added per step")
 	jsonOut := flag.String("json", "bench/report.json", "where to write the JSON report")
 	mdOut := flag.String("markdown", "BENCHMARKS.md", "where to write the Markdown report")
 	flag.Parse()
+	if cfg.ScaleTo > cfg.N && cfg.ScaleStep <= 0 {
+		fmt.Fprintln(os.Stderr, "-scale-step must be positive")
+		os.Exit(2)
+	}
 	if cfg.SyncPeriod >= cfg.IdleWindow {
 		fmt.Fprintln(os.Stderr, "-sync-period must be shorter than -idle-window so that the idle window includes a resync")
 		os.Exit(2)

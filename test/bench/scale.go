@@ -1,0 +1,92 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+)
+
+// ScaleStep is one step of the scale curve: Added more MicroServiceDeploys
+// (Total with those of earlier steps) created at once and run to Running.
+type ScaleStep struct {
+	Added   int     `json:"added"`
+	Total   int     `json:"total_microservicedeploys"`
+	Seconds float64 `json:"seconds_until_all_running"`
+	P50     float64 `json:"create_to_running_p50_seconds"`
+	P99     float64 `json:"create_to_running_p99_seconds"`
+	// Writes are the operator's writes in the step, per added resource.
+	WritesPerResource float64 `json:"operator_writes_per_resource"`
+	Memory            Memory  `json:"memory"`
+}
+
+// scale adds MicroServiceDeploys, ScaleStep at a time, each step in a
+// namespace of its own, until there are ScaleTo (counting the N of the
+// convergence step), timing every step and reading the operator's memory
+// after it. A namespace per step keeps each namespace's ResourceQuota at
+// ScaleStep owners (it is owned by every instance of its namespace, and
+// an object's size is bounded).
+func (r *run) scale(ctx context.Context) error {
+	rep := &r.report.Scale
+	rep.Step = r.cfg.ScaleStep
+	total := r.cfg.N
+	for k := 0; total < r.cfg.ScaleTo; k++ {
+		add := min(r.cfg.ScaleStep, r.cfg.ScaleTo-total)
+		ns := fmt.Sprintf("bench-scale-%02d", k)
+		if err := r.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return err
+		}
+		rd := newReadiness()
+		start := time.Now()
+		first := total
+		err := r.parallel(add, func(i int) error {
+			m := microServiceDeploy(ns, first+i)
+			m.SetUID("")
+			if err := r.k8s.Create(ctx, m); err != nil {
+				return err
+			}
+			rd.markCreated(m.Name)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		secs, err := rd.waitAll(ctx, start, add, r.timeout(), func(ctx context.Context) ([]string, error) {
+			ms := &appsv1alpha1.MicroServiceDeployList{}
+			if err := r.k8s.List(ctx, ms, client.InNamespace(ns)); err != nil {
+				return nil, err
+			}
+			var ready []string
+			for _, m := range ms.Items {
+				if m.Status.Phase == appsv1alpha1.PhaseRunning {
+					ready = append(ready, m.Name)
+				}
+			}
+			return ready, nil
+		})
+		if err != nil {
+			return fmt.Errorf("step %d: %w", k+1, err)
+		}
+		total += add
+		st := ScaleStep{Added: add, Total: total, Seconds: secs}
+		st.P50, st.P99 = rd.percentiles()
+		tr, err := r.traffic(start, time.Now())
+		if err != nil {
+			return err
+		}
+		st.WritesPerResource = float64(tr.Writes.Total()) / float64(add)
+		time.Sleep(5 * time.Second) // the last status writes land
+		if st.Memory, err = r.measureMemory(ctx); err != nil {
+			return err
+		}
+		rep.Steps = append(rep.Steps, st)
+		r.logf("bench: scale: %d more MicroServiceDeploys (%d in all) Running in %.1fs (p50 %.1fs, p99 %.1fs), %.1f operator writes each; memory: %s",
+			add, total, secs, st.P50, st.P99, st.WritesPerResource, st.Memory)
+	}
+	return nil
+}
