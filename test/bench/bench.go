@@ -53,7 +53,7 @@ type Config struct {
 	// ScaleTo is the total of MicroServiceDeploys the scale step adds
 	// resources up to, ScaleStep at a time; 0 skips the step.
 	ScaleTo, ScaleStep int
-	Log       io.Writer
+	Log                io.Writer
 }
 
 // Report is the outcome of a run. Durations are in seconds.
