@@ -93,6 +93,12 @@ func Current(desired runtime.ApplyConfiguration, live client.Object) (bool, erro
 	return Matches(u.Object, live)
 }
 
+// AsApplied returns desired as Apply sends it: in unstructured form,
+// stamped with the hash annotation.
+func AsApplied(desired runtime.ApplyConfiguration) (*unstructured.Unstructured, error) {
+	return desiredWithHash(desired)
+}
+
 // desiredWithHash converts desired to unstructured form and stamps it with
 // the hash of its content.
 func desiredWithHash(desired runtime.ApplyConfiguration) (*unstructured.Unstructured, error) {

@@ -82,6 +82,9 @@ type Report struct {
 		// WritesPerResource are the operator's writes (events included)
 		// per AppService or MicroServiceDeploy while converging.
 		WritesPerResource float64 `json:"operator_writes_per_resource"`
+		// OperatorCPUSeconds is the CPU time the operator process used
+		// while converging.
+		OperatorCPUSeconds float64 `json:"operator_cpu_seconds"`
 	} `json:"convergence"`
 	Idle struct {
 		Traffic
@@ -386,6 +389,34 @@ func (r *run) reconciles(ctx context.Context) (float64, error) {
 	}
 	return metric(body, "controller_runtime_reconcile_total", ""), nil
 }
+
+// cpuSeconds reads the CPU time (user and system) a process has used.
+func cpuSeconds(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may
+	// contain spaces; utime and stime are fields 14 and 15 of the line.
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	utime, err := strconv.ParseFloat(f[11], 64)
+	if err != nil {
+		return 0, err
+	}
+	stime, err := strconv.ParseFloat(f[12], 64)
+	if err != nil {
+		return 0, err
+	}
+	return (utime + stime) / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times, 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
 
 // loadAverage reads the machine's load averages over 1, 5 and 15 minutes.
 func loadAverage() string {

@@ -30,7 +30,8 @@ func (rep *Report) Markdown(command string) string {
 	w("| convergence: operator time / baseline time (baseline: a plain client applying the same child objects, built by the operator's builders, waiting for the same readiness) | **%.2f** (%.1f s / %.1f s) | ≤ 1.25 |", c.Ratio, c.OperatorSeconds, c.BaselineSeconds)
 	w("| create-to-ready latency per resource, operator p50 / p99 | %.1f s / %.1f s | |", c.OperatorP50, c.OperatorP99)
 	w("| create-to-ready latency per resource, baseline p50 / p99 | %.1f s / %.1f s | |", c.BaselineP50, c.BaselineP99)
-	w("| operator writes while converging, per resource (events included) | %.1f %s| |", c.WritesPerResource, paren(c.OperatorTraffic.Writes))
+	w("| operator while converging: writes per resource (events included) | %.1f %s| |", c.WritesPerResource, paren(c.OperatorTraffic.Writes))
+	w("| operator while converging: reads, CPU time | %d %s, %.1f s CPU | |", c.OperatorTraffic.Reads.Total(), paren(c.OperatorTraffic.Reads), c.OperatorCPUSeconds)
 	i := rep.Idle
 	w("| idle: operator write requests in %.0f s with everything Ready, including a full resync (%d reconciles) | **%d** %s| 0 |", rep.Config.IdleWindowSecs, int(i.Reconciles), i.Writes.Total(), paren(i.Writes))
 	w("| idle: leader-election writes in the same window | %d %s| (reported apart) |", i.LeaderElection.Total(), paren(i.LeaderElection))

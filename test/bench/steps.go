@@ -110,8 +110,12 @@ func (r *run) baseline(ctx context.Context) error {
 func (r *run) converge(ctx context.Context) error {
 	n := r.cfg.N
 	rd := newReadiness()
+	cpu0, err := cpuSeconds(r.mgr.Pid())
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	err := r.parallel(2*n, func(j int) error {
+	err = r.parallel(2*n, func(j int) error {
 		var obj client.Object = appService(operatorNS, j/2)
 		if j%2 == 1 {
 			obj = microServiceDeploy(operatorNS, j/2)
@@ -162,9 +166,15 @@ func (r *run) converge(ctx context.Context) error {
 		return err
 	}
 	rep.WritesPerResource = float64(rep.OperatorTraffic.Writes.Total()) / float64(2*n)
+	cpu1, err := cpuSeconds(r.mgr.Pid())
+	if err != nil {
+		return err
+	}
+	rep.OperatorCPUSeconds = cpu1 - cpu0
 	r.logf("bench: operator: %d resources ready in %.1fs (baseline %.1fs, ratio %.2f); p50 %.1fs p99 %.1fs (baseline %.1fs %.1fs)",
 		2*n, secs, rep.BaselineSeconds, rep.Ratio, rep.OperatorP50, rep.OperatorP99, rep.BaselineP50, rep.BaselineP99)
-	r.logf("bench: operator writes while converging: %.1f per resource [%s], reads [%s]", rep.WritesPerResource, rep.OperatorTraffic.Writes, rep.OperatorTraffic.Reads)
+	r.logf("bench: operator while converging: %.1f s CPU, %.1f writes per resource [%s], reads [%s]",
+		rep.OperatorCPUSeconds, rep.WritesPerResource, rep.OperatorTraffic.Writes, rep.OperatorTraffic.Reads)
 	return nil
 }
 

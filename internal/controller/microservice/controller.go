@@ -396,16 +396,8 @@ func (r *Reconciler) reconcileQuota(ctx context.Context, in *instance) error {
 	quota := &corev1.ResourceQuota{}
 	key := client.ObjectKey{Namespace: in.m.Namespace, Name: QuotaName}
 	if err := r.Client.Get(ctx, key, quota); err == nil && madeByOpsmith(quota) {
-		named, complete := namedInstances(quota, instances)
-		if !complete && hasOwner(quota, in.m.UID) {
-			// Other instances are being added; this one is covered if the
-			// quota is right for those it names.
-			ok, err := r.quotaCurrent(quota, named)
-			if ok || err != nil {
-				return err
-			}
-		} else if complete {
-			ok, err := r.quotaCurrent(quota, instances)
+		if check := quotaToCheck(quota, in.m, instances); check != nil {
+			ok, err := r.quotaCurrent(quota, check)
 			if ok || err != nil {
 				return err
 			}
@@ -419,20 +411,26 @@ func (r *Reconciler) reconcileQuota(ctx context.Context, in *instance) error {
 	return err
 }
 
-// namedInstances returns the instances the quota names as owners, and
-// whether it names every one of them.
-func namedInstances(quota *corev1.ResourceQuota, instances []*appsv1alpha1.MicroServiceDeploy) ([]*appsv1alpha1.MicroServiceDeploy, bool) {
+// quotaToCheck returns the instances for which the live quota must be
+// exactly right for m to need no quota write: every live instance when it
+// names them all; when some are missing (being added), those it names, if
+// m is one of them; nil when m is not covered and the quota must be
+// written.
+func quotaToCheck(quota *corev1.ResourceQuota, m *appsv1alpha1.MicroServiceDeploy, instances []*appsv1alpha1.MicroServiceDeploy) []*appsv1alpha1.MicroServiceDeploy {
 	owners := make(map[types.UID]bool, len(quota.OwnerReferences))
 	for _, ref := range quota.OwnerReferences {
 		owners[ref.UID] = true
 	}
 	named := make([]*appsv1alpha1.MicroServiceDeploy, 0, len(instances))
-	for _, m := range instances {
-		if owners[m.UID] {
-			named = append(named, m)
+	for _, o := range instances {
+		if owners[o.UID] {
+			named = append(named, o)
 		}
 	}
-	return named, len(named) == len(instances)
+	if len(named) < len(instances) && !owners[m.UID] {
+		return nil
+	}
+	return named
 }
 
 // quotaCurrent reports whether the live quota is exactly the one built for

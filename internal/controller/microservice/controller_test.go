@@ -3,6 +3,7 @@ package microservice_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -567,5 +568,62 @@ func TestRefusesToTakeOverAForeignRoute(t *testing.T) {
 	}
 	if ing := get(t, ns, "ms-sample-v1", &networkingv1.Ingress{}); len(ing.OwnerReferences) != 0 || ing.Spec.DefaultBackend.Service.Name != "theirs" {
 		t.Errorf("foreign Ingress modified: %+v", ing)
+	}
+}
+
+// TestQuotaCoversABurst: instances created all at once share quota writes
+// (each writes the quota for every instance it sees, and an instance the
+// quota already covers writes none), and in the end the quota names and
+// sums every one of them.
+func TestQuotaCoversABurst(t *testing.T) {
+	ctx := context.Background()
+	ns := testbed.Namespace(t, suite.Client)
+	const n = 25
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := instance(ns, fmt.Sprintf("burst-%02d-v1s0", i), "v1")
+			m.Spec.MsName = fmt.Sprintf("burst-%02d", i)
+			errs <- suite.Client.Create(ctx, m)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "every instance has its Deployment and the quota covers all", func() error {
+		deps := &appsv1.DeploymentList{}
+		if err := suite.Client.List(ctx, deps, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		if len(deps.Items) != n {
+			return fmt.Errorf("%d Deployments", len(deps.Items))
+		}
+		q := &corev1.ResourceQuota{}
+		if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: microservice.QuotaName}, q); err != nil {
+			return err
+		}
+		if len(q.OwnerReferences) != n {
+			return fmt.Errorf("quota names %d owners", len(q.OwnerReferences))
+		}
+		if pods := q.Spec.Hard[corev1.ResourcePods]; pods.Value() != n*3 { // 2 replicas + 1 surge each
+			return fmt.Errorf("quota pods %s, want %d", pods.String(), n*3)
+		}
+		return nil
+	})
+	list := &appsv1alpha1.MicroServiceDeployList{}
+	if err := suite.Client.List(ctx, list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list.Items {
+		if m.Status.Phase == appsv1alpha1.PhaseFailed {
+			t.Errorf("%s failed: %+v", m.Name, m.Status.Conditions)
+		}
 	}
 }
