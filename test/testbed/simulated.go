@@ -34,6 +34,46 @@ var kwokStages = []string{
 	"pod-delete.yaml",
 }
 
+// startControllers starts kube-controller-manager and kube-scheduler.
+func (c *Cluster) startControllers(_ context.Context) error {
+	saKey := filepath.Join(c.pki, "sa.key")
+	kcmArgs := []string{
+		"--kubeconfig=" + c.Kubeconfig,
+		"--controllers=*",
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--service-account-private-key-file=" + saKey,
+		// Publishes kube-root-ca.crt in every namespace; pods that mount a
+		// ServiceAccount token do not start without it.
+		"--root-ca-file=" + filepath.Join(c.pki, "apiserver.crt"),
+		"--cluster-name=opsmith-testbed",
+		// HPAs have no metrics server to ask; keep the log quiet.
+		"--horizontal-pod-autoscaler-sync-period=60s",
+		"--kube-api-qps=200", "--kube-api-burst=400",
+		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+		"--v=1",
+	}
+	if c.opts.Mode == RealNode {
+		kcmArgs = append(kcmArgs,
+			// Each controller with its own ServiceAccount, as in production.
+			"--use-service-account-credentials",
+			// PersistentVolumeClaims of the default StorageClass get
+			// host-path volumes on the node.
+			"--enable-hostpath-provisioner",
+		)
+	}
+	if err := c.start("kube-controller-manager", "kube-controller-manager", kcmArgs...); err != nil {
+		return err
+	}
+	return c.start("kube-scheduler", "kube-scheduler",
+		"--kubeconfig="+c.Kubeconfig,
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--kube-api-qps=200", "--kube-api-burst=400",
+		"--v=1",
+	)
+}
+
 // startSimulation starts kube-controller-manager, kube-scheduler and kwok,
 // registers the simulated nodes and waits until they are Ready and the
 // controller manager has created the default ServiceAccount.
@@ -43,30 +83,7 @@ func (c *Cluster) startSimulation(ctx context.Context) error {
 		return err
 	}
 	kwokPort := ports[0]
-	saKey := filepath.Join(c.pki, "sa.key")
-	if err := c.start("kube-controller-manager", "kube-controller-manager",
-		"--kubeconfig="+c.Kubeconfig,
-		"--controllers=*",
-		"--leader-elect=false",
-		"--secure-port=0",
-		"--service-account-private-key-file="+saKey,
-		"--root-ca-file="+filepath.Join(c.pki, "apiserver.crt"),
-		"--cluster-name=opsmith-testbed",
-		// HPAs have no metrics server to ask; keep the log quiet.
-		"--horizontal-pod-autoscaler-sync-period=60s",
-		"--kube-api-qps=200", "--kube-api-burst=400",
-		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
-		"--v=1",
-	); err != nil {
-		return err
-	}
-	if err := c.start("kube-scheduler", "kube-scheduler",
-		"--kubeconfig="+c.Kubeconfig,
-		"--leader-elect=false",
-		"--secure-port=0",
-		"--kube-api-qps=200", "--kube-api-burst=400",
-		"--v=1",
-	); err != nil {
+	if err := c.startControllers(ctx); err != nil {
 		return err
 	}
 	args := []string{

@@ -11,10 +11,12 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -30,13 +32,21 @@ const (
 	APIServer Mode = iota
 	// Simulated adds kube-controller-manager, kube-scheduler and kwok nodes.
 	Simulated
+	// RealNode adds kube-controller-manager, kube-scheduler and one real
+	// node: containerd, runc, a CNI bridge, a kubelet, kube-proxy and
+	// CoreDNS. Linux and root only; one per machine at a time.
+	RealNode
 )
 
 func (m Mode) String() string {
-	if m == Simulated {
+	switch m {
+	case Simulated:
 		return "simulated"
+	case RealNode:
+		return "real-node"
+	default:
+		return "apiserver"
 	}
-	return "apiserver"
 }
 
 // Options configure a cluster.
@@ -55,6 +65,9 @@ type Options struct {
 	// Audit makes the API server write an audit log (metadata of every
 	// request) to Cluster.AuditLog, for measuring what clients send.
 	Audit bool
+	// Images limits the local images (refs listed in bin/images/images.json)
+	// imported into a real node's containerd; empty imports all of them.
+	Images []string
 }
 
 // Cluster is a running control plane.
@@ -70,6 +83,9 @@ type Cluster struct {
 	// AuditLog is the API server's audit log (JSON lines), with
 	// Options.Audit.
 	AuditLog string
+	// NodeIP is the address of the real node (the machine's primary IPv4
+	// address) in RealNode mode, where NodePort Services answer.
+	NodeIP string
 
 	opts    Options
 	ownsDir bool
@@ -80,6 +96,11 @@ type Cluster struct {
 	pki     string
 	apiURL  string
 	stopped bool
+	// node is the real node, in RealNode mode.
+	node *realNode
+	// componentTokens are the static tokens of the node's components, by
+	// user name.
+	componentTokens map[string]string
 }
 
 // Start brings up a cluster and waits until it serves requests (and, in
@@ -110,12 +131,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	c.LogDir = filepath.Join(c.Dir, "logs")
-	c.pki = filepath.Join(c.Dir, "pki")
-	for _, d := range []string{c.LogDir, c.pki} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, err
-		}
+	if err := c.makeDirs(); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -124,26 +141,63 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	}()
 
+	if opts.Mode == RealNode {
+		if c.NodeIP, err = primaryIPv4(); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.startControlPlane(ctx); err != nil {
 		return nil, err
 	}
-	if opts.Mode == Simulated {
-		if err := c.startSimulation(ctx); err != nil {
-			return nil, err
-		}
+	if err := c.startNodes(ctx); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
+// startNodes starts what runs pods in the cluster's mode: nothing, kwok's
+// simulated nodes, or a real node (each with the controller manager and the
+// scheduler).
+func (c *Cluster) startNodes(ctx context.Context) error {
+	switch c.opts.Mode {
+	case Simulated:
+		return c.startSimulation(ctx)
+	case RealNode:
+		if err := c.startControllers(ctx); err != nil {
+			return err
+		}
+		return c.startNode(ctx)
+	default:
+		return nil
+	}
+}
+
+func (c *Cluster) makeDirs() error {
+	c.LogDir = filepath.Join(c.Dir, "logs")
+	c.pki = filepath.Join(c.Dir, "pki")
+	for _, d := range []string{c.LogDir, c.pki} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c *Cluster) checkBinaries() error {
 	need := []string{"etcd", "kube-apiserver"}
-	if c.opts.Mode == Simulated {
+	switch c.opts.Mode {
+	case Simulated:
 		need = append(need, "kube-controller-manager", "kube-scheduler", "kwok")
+	case RealNode:
+		need = append(need, "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns")
 	}
 	for _, b := range need {
 		if _, err := os.Stat(filepath.Join(c.binDir, b)); err != nil {
 			return fmt.Errorf("testbed binary %s missing in %s: run `make testbed` first", b, c.binDir)
 		}
+	}
+	if c.opts.Mode == RealNode {
+		return c.checkNodePrerequisites()
 	}
 	return nil
 }
@@ -176,8 +230,22 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	}
 
 	c.token = randomHex(16)
+	tokenLines := c.token + `,admin,admin-uid,"system:masters"` + "\n"
+	if c.opts.Mode == RealNode {
+		// The node's components, each with its own identity: the Node
+		// authorizer and the default RBAC roles (system:node-proxier for
+		// kube-proxy) apply to them as in a real cluster.
+		c.componentTokens = map[string]string{}
+		for user, group := range map[string]string{
+			kubeletUser: "system:nodes", kubeProxyUser: "", coreDNSUser: "",
+		} {
+			t := randomHex(16)
+			c.componentTokens[user] = t
+			tokenLines += fmt.Sprintf("%s,%s,%s,%q\n", t, user, user, group)
+		}
+	}
 	tokens := filepath.Join(c.pki, "tokens.csv")
-	if err := os.WriteFile(tokens, []byte(c.token+`,admin,admin-uid,"system:masters"`+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokens, []byte(tokenLines), 0o600); err != nil {
 		return err
 	}
 	saKey := filepath.Join(c.pki, "sa.key")
@@ -185,6 +253,26 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 	c.apiURL = "https://127.0.0.1:" + itoa(apiPort)
+	// Where the API server listens and what it advertises: loopback only,
+	// without endpoints for the kubernetes Service; on a real node, the
+	// node's address, so pods reach it through that Service.
+	netArgs := []string{"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--authorization-mode=RBAC", "--endpoint-reconciler-type=none"}
+	if c.opts.Mode == RealNode {
+		c.apiURL = "https://" + net.JoinHostPort(c.NodeIP, itoa(apiPort))
+		ca, err := newCertAuthority("opsmith-testbed-kubelet-client-ca", filepath.Join(c.pki, "kubelet-client-ca.crt"))
+		if err != nil {
+			return err
+		}
+		clientCert, clientKey := filepath.Join(c.pki, "apiserver-kubelet-client.crt"), filepath.Join(c.pki, "apiserver-kubelet-client.key")
+		if err := ca.issueClient("kube-apiserver-kubelet-client", []string{"system:masters"}, clientCert, clientKey); err != nil {
+			return err
+		}
+		netArgs = []string{"--bind-address=0.0.0.0", "--advertise-address=" + c.NodeIP,
+			"--authorization-mode=Node,RBAC",
+			"--kubelet-client-certificate=" + clientCert, "--kubelet-client-key=" + clientKey,
+			"--kubelet-preferred-address-types=InternalIP,Hostname"}
+	}
 	var auditArgs []string
 	if c.opts.Audit {
 		policy := filepath.Join(c.pki, "audit-policy.yaml")
@@ -197,23 +285,18 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	}
 	if err := c.start("kube-apiserver", "kube-apiserver", append([]string{
 		"--etcd-servers=" + etcdURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
 		"--secure-port=" + itoa(apiPort),
 		"--cert-dir=" + c.pki,
 		"--token-auth-file=" + tokens,
-		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + saKey,
 		"--service-account-signing-key-file=" + saKey,
-		"--service-cluster-ip-range=10.0.0.0/16",
+		"--service-cluster-ip-range=" + serviceCIDR,
 		"--service-node-port-range=30000-32767",
 		"--allow-privileged=true",
-		// The kubernetes Service cannot point at a loopback address.
-		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 		"--v=1",
-	}, auditArgs...)...); err != nil {
+	}, append(netArgs, auditArgs...)...)...); err != nil {
 		return err
 	}
 	if err := c.waitFor(ctx, "kube-apiserver", 90*time.Second, c.apiReady); err != nil {
@@ -257,17 +340,8 @@ func (c *Cluster) apiReady(ctx context.Context) error {
 }
 
 func (c *Cluster) writeKubeconfig() error {
-	ca, err := os.ReadFile(filepath.Join(c.pki, "apiserver.crt"))
-	if err != nil {
-		return fmt.Errorf("reading API server certificate: %w", err)
-	}
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["opsmith-testbed"] = &clientcmdapi.Cluster{Server: c.apiURL, CertificateAuthorityData: ca}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: c.token}
-	cfg.Contexts["opsmith-testbed"] = &clientcmdapi.Context{Cluster: "opsmith-testbed", AuthInfo: "admin"}
-	cfg.CurrentContext = "opsmith-testbed"
 	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, c.Kubeconfig); err != nil {
+	if err := c.writeTokenKubeconfig(c.Kubeconfig, c.token); err != nil {
 		return err
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
@@ -277,6 +351,21 @@ func (c *Cluster) writeKubeconfig() error {
 	rc.QPS, rc.Burst = 200, 400
 	c.Config = rc
 	return nil
+}
+
+// writeTokenKubeconfig writes a kubeconfig for the API server that
+// authenticates with a static token.
+func (c *Cluster) writeTokenKubeconfig(path, token string) error {
+	ca, err := os.ReadFile(filepath.Join(c.pki, "apiserver.crt"))
+	if err != nil {
+		return fmt.Errorf("reading API server certificate: %w", err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["opsmith-testbed"] = &clientcmdapi.Cluster{Server: c.apiURL, CertificateAuthorityData: ca}
+	cfg.AuthInfos["user"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["opsmith-testbed"] = &clientcmdapi.Context{Cluster: "opsmith-testbed", AuthInfo: "user"}
+	cfg.CurrentContext = "opsmith-testbed"
+	return clientcmd.WriteToFile(*cfg, path)
 }
 
 // start launches a component from the bin directory.
@@ -334,7 +423,17 @@ func (c *Cluster) Stop(keepLogs bool) {
 		c.onStop[i]()
 	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
+		if c.node != nil && c.procs[i] == c.node.container {
+			// Everything started after containerd (kubelet, kube-proxy,
+			// CoreDNS, operators under test) is stopped: remove the pods,
+			// then containerd, then what the node left on the machine.
+			c.stopNode()
+			continue
+		}
 		c.procs[i].Stop(20 * time.Second)
+	}
+	if c.node != nil && c.node.container == nil {
+		c.stopNode() // Start failed before containerd ran
 	}
 	if keepLogs {
 		fmt.Fprintf(os.Stderr, "testbed: kept cluster directory with component logs: %s\n", c.Dir)
@@ -431,4 +530,31 @@ func tail(path string, n int) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Tail returns the last n lines of a file (empty when it cannot be read).
+func Tail(path string, n int) string { return tail(path, n) }
+
+// LeftoverProcesses lists, after Stop, the processes of the cluster that
+// still run: its components, and any process whose command line names the
+// cluster's directory (container shims and containers of a real node).
+func (c *Cluster) LeftoverProcesses() []string {
+	var out []string
+	for _, p := range c.procs {
+		if err := syscall.Kill(p.Pid(), 0); err == nil {
+			out = append(out, fmt.Sprintf("process %s (pid %d)", p.Name, p.Pid()))
+		}
+	}
+	for _, pid := range processesReferring(c.Dir + "/") {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		out = append(out, fmt.Sprintf("process %d: %s", pid, strings.ReplaceAll(string(cmd), "\x00", " ")))
+	}
+	if c.node != nil {
+		for _, cg := range kubepodsCgroups() {
+			if _, err := os.Stat(cg); err == nil && containsString(c.node.state.NewCgroups, cg) {
+				out = append(out, "cgroup "+cg)
+			}
+		}
+	}
+	return out
 }
