@@ -155,3 +155,5 @@ deploy: manifests $(KUBECTL) ## Install CRDs, RBAC and the manager (image $(IMG)
 .PHONY: undeploy
 undeploy: $(KUBECTL) ## Remove everything `make deploy` installed.
 	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+include hack/images.mk
