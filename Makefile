@@ -22,7 +22,8 @@ KUBE_LDFLAGS := -s -w \
 CONTROLLER_GEN := $(BIN)/controller-gen
 GOLANGCI_LINT  := $(BIN)/golangci-lint
 KUBECTL        := $(BIN)/kubectl
-KUBE_BINS      := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
+KUBE_BINS      := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl \
+                  $(BIN)/kubelet $(BIN)/kube-proxy
 
 # The manager image `make deploy` runs.
 IMG ?= opsmith-manager:latest
@@ -54,7 +55,7 @@ fmt: ## Format the code.
 
 .PHONY: vet
 vet: ## Run go vet.
-	go vet ./...
+	go vet -tags realnode ./...
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint.
@@ -67,8 +68,13 @@ verify: $(CONTROLLER_GEN) ## Fail if generated files are stale or code is not go
 ##@ Testing
 
 .PHONY: test
-test: testbed verify vet build ## Unit, controller (real kube-apiserver) and end-to-end (simulated cluster) tests.
+test: testbed verify vet build ## Unit, controller (real kube-apiserver), end-to-end (simulated cluster) and real-node tests.
 	go test ./... -count=1 -timeout 40m $(TEST_FLAGS)
+	$(MAKE) test-e2e
+
+.PHONY: test-e2e
+test-e2e: testbed-node build ## End-to-end tests on a real node (Linux, root): opsmith deployed with `make deploy`, real containers.
+	go test -tags realnode ./test/e2enode/... -count=1 -timeout 30m -v $(TEST_FLAGS)
 
 .PHONY: bench
 bench: testbed build ## Benchmarks on a simulated cluster; writes BENCHMARKS.md, bench/report.json and bench/output.log (BENCH_FLAGS='-n 1000').
@@ -96,15 +102,25 @@ run: testbed manifests build ## Start a local simulated cluster, install the CRD
 .PHONY: testbed
 testbed: $(KUBE_BINS) $(BIN)/etcd $(BIN)/kwok $(BIN)/kwok-stages/.done ## Build the testbed components that are missing or outdated.
 
-# One go build for all four: they share most of their packages. Rebuilt when
+.PHONY: testbed-node
+testbed-node: testbed $(BIN)/coredns images ## Also what the real node needs: kubelet, kube-proxy, CoreDNS, local images, Debian packages.
+	hack/install-node-deps.sh
+
+# One go build for all six: they share most of their packages. Rebuilt when
 # the pinned versions in hack/tools/kube change.
 $(KUBE_BINS) &: hack/tools/kube/go.mod hack/tools/kube/go.sum
 	@mkdir -p $(BIN)
 	@echo "building Kubernetes $(KUBE_VERSION) components (several minutes on a cold cache)"
 	cd hack/tools/kube && go build -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/ \
 		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 	@touch $(KUBE_BINS)
+
+# CoreDNS with the plugins the real node's cluster DNS uses.
+$(BIN)/coredns: hack/tools/coredns/go.mod hack/tools/coredns/go.sum hack/tools/coredns/main.go
+	@mkdir -p $(BIN)
+	cd hack/tools/coredns && CGO_ENABLED=0 go build -ldflags "-s -w" -o $(BIN)/coredns .
 
 $(BIN)/etcd: hack/tools/etcd/go.mod hack/tools/etcd/go.sum hack/tools/etcd/main.go
 	@mkdir -p $(BIN)
