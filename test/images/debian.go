@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -43,12 +46,103 @@ func (p DebPackage) UpstreamVersion() string {
 // Apt downloads Debian packages with apt-get download into a cache
 // directory, using the machine's package lists. It runs apt-get update
 // once, only when resolving or downloading fails (no or outdated lists).
+//
+// Each question to apt costs about a second of CPU, so its answers (which
+// file is the candidate of a package, what a package depends on) are kept
+// in CacheDir/apt-answers.json for as long as the package lists and apt's
+// configuration stay the same.
 type Apt struct {
 	// CacheDir keeps the .deb files between runs.
 	CacheDir string
 	// Log receives progress messages.
 	Log     io.Writer
 	updated bool
+	answers *aptAnswers
+}
+
+// aptAnswers are apt's answers under one state of its lists and
+// configuration (Fingerprint).
+type aptAnswers struct {
+	Fingerprint string `json:"fingerprint"`
+	// Packages by name, File without its directory.
+	Packages map[string]DebPackage `json:"packages"`
+	Depends  map[string][]string   `json:"depends"`
+}
+
+const answersFile = "apt-answers.json"
+
+// memo returns the answers valid for the current state of apt, loading
+// them from the cache directory the first time.
+func (a *Apt) memo() (*aptAnswers, error) {
+	if a.answers != nil {
+		return a.answers, nil
+	}
+	fp, err := aptFingerprint()
+	if err != nil {
+		return nil, err
+	}
+	ans := &aptAnswers{}
+	if b, err := os.ReadFile(filepath.Join(a.CacheDir, answersFile)); err == nil {
+		_ = json.Unmarshal(b, ans)
+	}
+	if ans.Fingerprint != fp {
+		ans = &aptAnswers{Fingerprint: fp}
+	}
+	if ans.Packages == nil {
+		ans.Packages = map[string]DebPackage{}
+	}
+	if ans.Depends == nil {
+		ans.Depends = map[string][]string{}
+	}
+	a.answers = ans
+	return ans, nil
+}
+
+func (a *Apt) saveMemo() error {
+	b, err := json.MarshalIndent(a.answers, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(a.CacheDir, answersFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(a.CacheDir, answersFile))
+}
+
+// aptFingerprint hashes the names, sizes and times of apt's package lists
+// and configuration files: apt answers the same while it is unchanged.
+func aptFingerprint() (string, error) {
+	h := sha256.New()
+	for _, root := range []string{"/var/lib/apt/lists", "/etc/apt"} {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+					return nil
+				}
+				return err
+			}
+			if d.IsDir() {
+				if d.Name() == "partial" {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.Name() == "lock" {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return nil // removed meanwhile
+			}
+			fmt.Fprintf(h, "%s %d %d\n", p, info.Size(), info.ModTime().UnixNano())
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Download makes sure the candidate version of each named package is in
@@ -78,38 +172,68 @@ func (a *Apt) retryAfterUpdate(f func() ([]DebPackage, error)) ([]DebPackage, er
 	}
 	fmt.Fprintf(a.Log, "apt: %v; running apt-get update and trying again\n", err)
 	a.updated = true
+	a.answers = nil // the lists change
 	if out, uerr := exec.Command("apt-get", "update").CombinedOutput(); uerr != nil {
 		return nil, fmt.Errorf("%w (then apt-get update failed: %v: %s)", err, uerr, lastLines(out, 5))
 	}
 	return f()
 }
 
-// resolve asks apt which files the candidate versions are, without
-// downloading: --print-uris run in an empty directory lists every package.
+// resolve returns the candidate version's file of each package, asking
+// apt only about packages it did not answer for before: --print-uris run
+// in an empty directory lists every package without downloading.
 func (a *Apt) resolve(names []string) ([]DebPackage, error) {
-	empty, err := os.MkdirTemp("", "opsmith-apt-")
+	memo, err := a.memo()
 	if err != nil {
 		return nil, err
+	}
+	var unknown []string
+	for _, n := range names {
+		if _, ok := memo.Packages[n]; !ok {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		if err := a.askPrintURIs(memo, unknown); err != nil {
+			return nil, err
+		}
+	}
+	pkgs := make([]DebPackage, 0, len(names))
+	for _, n := range names {
+		p := memo.Packages[n]
+		p.File = filepath.Join(a.CacheDir, p.File)
+		pkgs = append(pkgs, p)
+	}
+	return pkgs, nil
+}
+
+func (a *Apt) askPrintURIs(memo *aptAnswers, names []string) error {
+	empty, err := os.MkdirTemp("", "opsmith-apt-")
+	if err != nil {
+		return err
 	}
 	defer func() { _ = os.RemoveAll(empty) }()
 	out, err := aptCommand(empty, append([]string{"download", "--print-uris"}, names...)...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	pkgs, err := parsePrintURIs(out)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if len(pkgs) != len(names) {
-		return nil, fmt.Errorf("apt-get download --print-uris listed %d packages for %d names:\n%s", len(pkgs), len(names), out)
+	byName := map[string]DebPackage{}
+	for _, p := range pkgs {
+		p.File = filepath.Base(p.File)
+		byName[p.Name] = p
 	}
-	for i := range pkgs {
-		if pkgs[i].Name != names[i] {
-			return nil, fmt.Errorf("apt-get download --print-uris listed %s where %s was expected", pkgs[i].Name, names[i])
+	for _, n := range names {
+		p, ok := byName[n]
+		if !ok {
+			return fmt.Errorf("apt-get download --print-uris did not list %s:\n%s", n, out)
 		}
-		pkgs[i].File = filepath.Join(a.CacheDir, filepath.Base(pkgs[i].File))
+		memo.Packages[n] = p
 	}
-	return pkgs, nil
+	return a.saveMemo()
 }
 
 // parsePrintURIs reads lines of the form
@@ -199,15 +323,13 @@ func currentUser() string {
 // Dependencies on anything else (adduser, init scripts, virtual packages)
 // are not followed: an image needs the shared objects only.
 func (a *Apt) LibraryClosure(names ...string) ([]string, error) {
+	if err := os.MkdirAll(a.CacheDir, 0o750); err != nil {
+		return nil, err
+	}
 	seen := map[string]bool{}
 	frontier := names
 	for len(frontier) > 0 {
-		var deps map[string][]string
-		_, err := a.retryAfterUpdate(func() ([]DebPackage, error) {
-			var err error
-			deps, err = directDepends(frontier)
-			return nil, err
-		})
+		deps, err := a.depends(frontier)
 		if err != nil {
 			return nil, err
 		}
@@ -228,6 +350,38 @@ func (a *Apt) LibraryClosure(names ...string) ([]string, error) {
 	}
 	sort.Strings(libs)
 	return libs, nil
+}
+
+// depends returns the dependencies of each package, asking apt only
+// about packages it did not answer for before.
+func (a *Apt) depends(names []string) (map[string][]string, error) {
+	_, err := a.retryAfterUpdate(func() ([]DebPackage, error) {
+		memo, err := a.memo()
+		if err != nil {
+			return nil, err
+		}
+		var unknown []string
+		for _, n := range names {
+			if _, ok := memo.Depends[n]; !ok {
+				unknown = append(unknown, n)
+			}
+		}
+		if len(unknown) == 0 {
+			return nil, nil
+		}
+		deps, err := directDepends(unknown)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range unknown {
+			memo.Depends[n] = append([]string{}, deps[n]...)
+		}
+		return nil, a.saveMemo()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a.answers.Depends, nil
 }
 
 // directDepends returns the Depends and Pre-Depends of each package, as

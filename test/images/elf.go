@@ -85,8 +85,8 @@ func resolveIn(root, p string) (string, error) {
 
 // sharedLibraries returns the files an executable of the unpacked tree
 // root needs at run time: its dynamic loader and every shared library the
-// loader maps, each as a regular file at the path where the loader finds
-// it (for example /lib/x86_64-linux-gnu/libc.so.6). The libraries are
+// loader maps, at the paths where the loader finds them (for example
+// /lib/x86_64-linux-gnu/libc.so.6), with the packages' symlinks. The libraries are
 // listed the way ldd does it, by running the loader with --list, but the
 // loader is root's own and only root's library directories are searched
 // first; a library found outside root (on the host) is an error, so the
@@ -119,23 +119,57 @@ func sharedLibraries(root, exe string) ([]File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing the libraries of %s: %w", exe, err)
 	}
-	files := []File{FromHost(interp, loader, 0o755)}
+	files, err := packagedChain(root, interp)
+	if err != nil {
+		return nil, err
+	}
 	for _, hostPath := range libs {
 		rel, err := filepath.Rel(root, hostPath)
 		if err != nil || strings.HasPrefix(rel, "..") {
 			return nil, fmt.Errorf("%s needs %s, which none of the unpacked packages provides", exe, hostPath)
 		}
-		imagePath := "/" + filepath.ToSlash(rel)
-		if imagePath == interp {
-			continue
-		}
-		src, err := resolveIn(root, imagePath)
+		chain, err := packagedChain(root, "/"+filepath.ToSlash(rel))
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, FromHost(imagePath, src, 0o644))
+		files = append(files, chain...)
 	}
 	return files, nil
+}
+
+// packagedChain returns the image entries for p of the unpacked package
+// tree root as the packages have them: every symlink on the way from p (a
+// symlink again) and the regular file it ends at, with its permissions.
+func packagedChain(root, p string) ([]File, error) {
+	var files []File
+	for hops := 0; hops <= 40; hops++ {
+		dir, err := resolveIn(root, path.Dir(p))
+		if err != nil {
+			return nil, err
+		}
+		host := filepath.Join(dir, path.Base(p))
+		fi, err := os.Lstat(host)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not in the unpacked packages: %w", p, err)
+		}
+		switch fi.Mode().Type() {
+		case 0:
+			return append(files, FromHost(p, host, fi.Mode().Perm())), nil
+		case fs.ModeSymlink:
+			target, err := os.Readlink(host)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, Symlink(p, target))
+			if !path.IsAbs(target) {
+				target = path.Join(path.Dir(p), target)
+			}
+			p = path.Clean(target)
+		default:
+			return nil, fmt.Errorf("%s in the unpacked packages is a %s", p, fi.Mode().Type())
+		}
+	}
+	return nil, fmt.Errorf("%s: too many symlinks", p)
 }
 
 // parseLoaderList reads the loader's --list output: "name => path (addr)"

@@ -54,7 +54,7 @@ var expected = []struct {
 	{"etcd-v" + images.Etcd35Version, images.Etcd35Ref, nil, []string{"/usr/local/bin/etcd"}, "/var/lib/etcd",
 		[]string{"/usr/local/bin/etcd", "/usr/local/bin/etcdctl"}},
 	{"busybox", images.BusyboxRef, nil, []string{"sh"}, "/",
-		[]string{"/bin/busybox", "/bin/sh", "/bin/ls", "/bin/cat", "/bin/sleep", "/usr/bin/wget", "/bin/nc"}},
+		[]string{"/bin/busybox", "/bin/sh", "/bin/ls", "/bin/cat", "/bin/sleep", "/usr/bin/wget", "/usr/bin/nc"}},
 	{"redis", images.RedisRef, nil, []string{"redis-server", "--protected-mode", "no"}, "/data",
 		[]string{"/usr/bin/redis-server", "/usr/bin/redis-sentinel", "/usr/bin/redis-cli", "/usr/bin/redis-check-rdb", "/usr/bin/redis-check-aof", "/lib64/ld-linux-x86-64.so.2"}},
 }
@@ -221,6 +221,8 @@ type process struct {
 // command is args run in root as 65532 with the image's PATH and env.
 func command(root, dir string, env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(args[0], args[1:]...)
+	// exec.Command looked the program up on the host; look in the image.
+	cmd.Path, cmd.Err = lookPathIn(root, args[0])
 	cmd.Dir = dir
 	cmd.Env = append([]string{images.DefaultPath, "HOME=/home/nonroot"}, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -229,6 +231,21 @@ func command(root, dir string, env []string, args ...string) *exec.Cmd {
 		Pdeathsig:  syscall.SIGKILL,
 	}
 	return cmd
+}
+
+// lookPathIn finds a program the way a shell of the image would, in the
+// directories of the image's PATH, and returns its path in the image.
+func lookPathIn(root, prog string) (string, error) {
+	if strings.Contains(prog, "/") {
+		return prog, nil
+	}
+	for _, dir := range filepath.SplitList(strings.TrimPrefix(images.DefaultPath, "PATH=")) {
+		p := filepath.Join(dir, prog)
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in the image's PATH", prog)
 }
 
 // run runs a short command in the image and returns its combined output.
@@ -480,9 +497,9 @@ func TestBusyboxShell(t *testing.T) {
 	root := rootfs(t, images.BusyboxRef)
 	assertStatic(t, root, "/bin/busybox")
 	requireRoot(t)
-	out := run(t, root, "sh", "-c", "id -u; echo hello | cat; for a in ls sleep wget nc; do command -v $a; done; ls -ld /tmp")
+	out := run(t, root, "sh", "-c", "id -u; echo hello | cat; which ls sleep wget nc; ls -ld /tmp")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	want := []string{"65532", "hello", "/bin/ls", "/bin/sleep", "/usr/bin/wget", "/bin/nc"}
+	want := []string{"65532", "hello", "/bin/ls", "/bin/sleep", "/usr/bin/wget", "/usr/bin/nc"}
 	if len(lines) != len(want)+1 || !reflect.DeepEqual(lines[:len(want)], want) || !strings.HasPrefix(lines[len(want)], "drwxrwxrwt") {
 		t.Errorf("busybox sh printed %q, want %q and /tmp drwxrwxrwt", lines, want)
 	}

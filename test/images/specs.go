@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -321,8 +320,8 @@ func redisSpec(o Options) (Spec, error) {
 		Dir("/data", 0o755, NonRootUID),
 	)
 	byPath := map[string]bool{}
-	add := func(fs ...File) {
-		for _, f := range fs {
+	add := func(entries ...File) {
+		for _, f := range entries {
 			if !byPath[f.Path] {
 				byPath[f.Path] = true
 				files = append(files, f)
@@ -330,15 +329,13 @@ func redisSpec(o Options) (Spec, error) {
 		}
 	}
 	for _, prog := range redisPrograms {
-		f, err := packagedFile(root, "/usr/bin/"+prog)
+		chain, err := packagedChain(root, "/usr/bin/"+prog)
 		if err != nil {
 			return Spec{}, err
 		}
-		add(f)
-		if f.Mode.Type() == fs.ModeSymlink {
-			continue
-		}
-		libs, err := sharedLibraries(root, f.Path)
+		add(chain...)
+		exe := chain[len(chain)-1]
+		libs, err := sharedLibraries(root, exe.Path)
 		if err != nil {
 			return Spec{}, err
 		}
@@ -355,26 +352,4 @@ func redisSpec(o Options) (Spec, error) {
 		},
 		Files: files,
 	}, nil
-}
-
-// packagedFile is the file at p of an unpacked package tree: a symlink
-// stays one, a regular file keeps its permissions.
-func packagedFile(root, p string) (File, error) {
-	host := filepath.Join(root, p)
-	fi, err := os.Lstat(host)
-	if err != nil {
-		return File{}, fmt.Errorf("%s is not in the unpacked packages: %w", p, err)
-	}
-	switch fi.Mode().Type() {
-	case fs.ModeSymlink:
-		target, err := os.Readlink(host)
-		if err != nil {
-			return File{}, err
-		}
-		return Symlink(p, target), nil
-	case 0:
-		return FromHost(p, host, fi.Mode().Perm()), nil
-	default:
-		return File{}, fmt.Errorf("%s in the unpacked packages is a %s", p, fi.Mode().Type())
-	}
 }
