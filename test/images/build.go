@@ -58,6 +58,9 @@ type Spec struct {
 	// Files is the content of the single layer. Parent directories that
 	// are not listed are added, root-owned with mode 0755.
 	Files []File
+	// Check, if set, runs before the archive is written (not when it is
+	// up to date), for checks of the inputs too slow to run every time.
+	Check func() error
 }
 
 // Result is one built (or up to date) archive.
@@ -103,6 +106,11 @@ func Build(spec Spec, outDir string) (Result, error) {
 		}
 	}
 
+	if spec.Check != nil {
+		if err := spec.Check(); err != nil {
+			return res, fmt.Errorf("image %s: %w", spec.Name, err)
+		}
+	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
 	}, tarball.WithCompressionLevel(gzip.BestSpeed), tarball.WithCompressedCaching)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Options says where the inputs are and where the archives go.
@@ -100,6 +101,7 @@ func BuildAll(o Options, only ...string) ([]Result, error) {
 		if len(only) > 0 && !contains(only, img.Name) {
 			continue
 		}
+		start := time.Now()
 		spec, err := img.Spec(o)
 		if err != nil {
 			return built, fmt.Errorf("image %s: %w", img.Name, err)
@@ -112,7 +114,7 @@ func BuildAll(o Options, only ...string) ([]Result, error) {
 		if res.Built {
 			state = "built"
 		}
-		fmt.Fprintf(o.Log, "%-16s %-42s %s %s\n", res.Name, res.Ref, res.ID[:19], state)
+		fmt.Fprintf(o.Log, "%-16s %-42s %s %-10s %s\n", res.Name, res.Ref, res.ID[:19], state, time.Since(start).Round(time.Millisecond))
 		byName[res.Name] = res
 		built = append(built, res)
 	}
@@ -207,6 +209,8 @@ func managerSpec(o Options) (Spec, error) {
 func etcdSpec(ref, version string) func(o Options) (Spec, error) {
 	return func(o Options) (Spec, error) {
 		files := baseFiles("/sbin/nologin")
+		type program struct{ src, versionArg, want string }
+		var programs []program
 		for _, p := range []struct{ name, versionArg, want string }{
 			{"etcd", "--version", "etcd Version: " + version + "\n"},
 			{"etcdctl", "version", "etcdctl version: " + version + "\n"},
@@ -216,14 +220,21 @@ func etcdSpec(ref, version string) func(o Options) (Spec, error) {
 			if err != nil {
 				return Spec{}, err
 			}
-			out, err := exec.Command(src, p.versionArg).Output()
-			if err != nil {
-				return Spec{}, fmt.Errorf("%s %s: %w", src, p.versionArg, err)
-			}
-			if !strings.Contains(string(out), p.want) {
-				return Spec{}, fmt.Errorf("%s is not version %s: %s", src, version, out)
-			}
 			files = append(files, f)
+			programs = append(programs, program{src, p.versionArg, p.want})
+		}
+		// The binaries must be of the version the ref says.
+		check := func() error {
+			for _, p := range programs {
+				out, err := exec.Command(p.src, p.versionArg).Output()
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", p.src, p.versionArg, err)
+				}
+				if !strings.Contains(string(out), p.want) {
+					return fmt.Errorf("%s is not version %s: %s", p.src, version, out)
+				}
+			}
+			return nil
 		}
 		files = append(files, Dir("/var/lib/etcd", 0o700, NonRootUID), Dir("/var/etcd", 0o700, NonRootUID))
 		return Spec{
@@ -236,6 +247,7 @@ func etcdSpec(ref, version string) func(o Options) (Spec, error) {
 				ExposedPorts: []string{"2379/tcp", "2380/tcp"},
 			},
 			Files: files,
+			Check: check,
 		}, nil
 	}
 }
