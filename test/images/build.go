@@ -83,50 +83,43 @@ type Result struct {
 // inputs.
 func Build(spec Spec, outDir string) (Result, error) {
 	res := Result{Name: spec.Name, Ref: spec.Ref, Archive: filepath.Join(outDir, spec.Name+".tar")}
+	res, err := build(spec, outDir, res)
+	if err != nil {
+		return res, fmt.Errorf("image %s: %w", spec.Name, err)
+	}
+	return res, nil
+}
+
+func build(spec Spec, outDir string, res Result) (Result, error) {
 	tag, err := name.NewTag(spec.Ref, name.StrictValidation)
 	if err != nil {
-		return res, fmt.Errorf("image %s: reference %q: %w", spec.Name, spec.Ref, err)
+		return res, fmt.Errorf("reference %q: %w", spec.Ref, err)
 	}
 	files, err := normalize(spec.Files)
 	if err != nil {
-		return res, fmt.Errorf("image %s: %w", spec.Name, err)
+		return res, err
 	}
 	layerTar, diffID, err := buildLayer(files)
 	if err != nil {
-		return res, fmt.Errorf("image %s: %w", spec.Name, err)
+		return res, err
 	}
 	cfg, err := configFile(spec.Config, diffID)
 	if err != nil {
-		return res, fmt.Errorf("image %s: %w", spec.Name, err)
+		return res, err
 	}
-
 	if img, err := tarball.ImageFromPath(res.Archive, &tag); err == nil {
 		if old, err := img.ConfigFile(); err == nil && old.Config.Labels[InputsLabel] == cfg.Config.Labels[InputsLabel] {
 			return withDigests(res, img)
 		}
 	}
-
 	if spec.Check != nil {
 		if err := spec.Check(); err != nil {
-			return res, fmt.Errorf("image %s: %w", spec.Name, err)
+			return res, err
 		}
 	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	}, tarball.WithCompressionLevel(gzip.BestSpeed), tarball.WithCompressedCaching)
+	img, err := image(layerTar, cfg, "opsmith-images "+spec.Name)
 	if err != nil {
-		return res, fmt.Errorf("image %s: layer: %w", spec.Name, err)
-	}
-	img, err := mutate.ConfigFile(empty.Image, cfg)
-	if err != nil {
-		return res, fmt.Errorf("image %s: config: %w", spec.Name, err)
-	}
-	img, err = mutate.Append(img, mutate.Addendum{
-		Layer:   layer,
-		History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "opsmith-images " + spec.Name},
-	})
-	if err != nil {
-		return res, fmt.Errorf("image %s: adding the layer: %w", spec.Name, err)
+		return res, err
 	}
 	if err := os.MkdirAll(outDir, 0o750); err != nil {
 		return res, err
@@ -134,7 +127,7 @@ func Build(spec Spec, outDir string) (Result, error) {
 	tmp := res.Archive + ".tmp"
 	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
 		_ = os.Remove(tmp)
-		return res, fmt.Errorf("image %s: writing %s: %w", spec.Name, tmp, err)
+		return res, fmt.Errorf("writing %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, res.Archive); err != nil {
 		return res, err
@@ -143,14 +136,37 @@ func Build(spec Spec, outDir string) (Result, error) {
 	return withDigests(res, img)
 }
 
+// image is the one-layer image of the layer tar with the config; the layer
+// is gzip-compressed once, at the fastest level.
+func image(layerTar []byte, cfg *v1.ConfigFile, createdBy string) (v1.Image, error) {
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	}, tarball.WithCompressionLevel(gzip.BestSpeed), tarball.WithCompressedCaching)
+	if err != nil {
+		return nil, fmt.Errorf("layer: %w", err)
+	}
+	img, err := mutate.ConfigFile(empty.Image, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	img, err = mutate.Append(img, mutate.Addendum{
+		Layer:   layer,
+		History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: createdBy},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("adding the layer: %w", err)
+	}
+	return img, nil
+}
+
 func withDigests(res Result, img v1.Image) (Result, error) {
 	d, err := img.Digest()
 	if err != nil {
-		return res, fmt.Errorf("image %s: manifest digest: %w", res.Name, err)
+		return res, fmt.Errorf("manifest digest: %w", err)
 	}
 	id, err := img.ConfigName()
 	if err != nil {
-		return res, fmt.Errorf("image %s: config digest: %w", res.Name, err)
+		return res, fmt.Errorf("config digest: %w", err)
 	}
 	res.Digest, res.ID = d.String(), id.String()
 	return res, nil
