@@ -366,6 +366,68 @@ func TestPauseExitsOnSignal(t *testing.T) {
 	}
 }
 
+// TestPauseReapsOrphans runs pause as PID 1 of a new PID namespace, as in
+// a pod, leaves an orphan in that namespace and checks that pause reaps it
+// once it exits instead of leaving a zombie.
+func TestPauseReapsOrphans(t *testing.T) {
+	root := rootfs(t, images.PauseRef)
+	requireRoot(t)
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		t.Skip("nsenter (util-linux) is not installed")
+	}
+	p := &process{cmd: command(root, "/", nil, "/pause"), waited: make(chan error, 1)}
+	p.cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Skipf("cannot start a process in a new PID namespace here: %v", err)
+	}
+	go func() { p.waited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.waited
+	})
+	pid := p.cmd.Process.Pid
+	// The shell runs in pause's PID namespace and exits at once; its
+	// background sleep becomes pause's child and exits 0.5 s later.
+	if out, err := exec.Command(nsenter, "--target", strconv.Itoa(pid), "--pid", "--", "/bin/sh", "-c", "sleep 0.5 >/dev/null 2>&1 &").CombinedOutput(); err != nil {
+		t.Fatalf("nsenter: %v\n%s", err, out)
+	}
+	if n := len(childrenOf(t, pid)); n != 1 {
+		t.Fatalf("pause has %d children after the shell exited, want the orphaned sleep", n)
+	}
+	eventually(t, "the orphan reaped", func() error {
+		if c := childrenOf(t, pid); len(c) > 0 {
+			return fmt.Errorf("pause still has children (states %v)", c)
+		}
+		return nil
+	})
+	p.stop(t, syscall.SIGTERM, false)
+}
+
+// childrenOf returns the state (R, S, Z, ...) of each child of pid.
+func childrenOf(t *testing.T, pid int) []string {
+	t.Helper()
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+		fields := strings.Fields(rest)
+		if len(fields) >= 2 && fields[1] == strconv.Itoa(pid) {
+			states = append(states, fields[0])
+		}
+	}
+	return states
+}
+
 func TestHTTPEchoAnswersWithHostname(t *testing.T) {
 	root := rootfs(t, images.HTTPEchoRef)
 	assertStatic(t, root, "/http-echo")
