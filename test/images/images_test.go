@@ -261,17 +261,22 @@ func run(t *testing.T, root string, args ...string) string {
 
 func start(t *testing.T, root, dir string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: command(root, dir, env, args...), waited: make(chan error, 1)}
+	return startCmd(t, command(root, dir, env, args...))
+}
+
+func startCmd(t *testing.T, cmd *exec.Cmd) *process {
+	t.Helper()
+	p := &process{cmd: cmd, waited: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", args[0], err)
+		t.Fatalf("starting %s: %v", cmd.Path, err)
 	}
 	go func() { p.waited <- p.cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Kill()
 		err := <-p.waited
 		if t.Failed() {
-			t.Logf("%s (%v) printed:\n%s", strings.Join(args, " "), err, p.out.String())
+			t.Logf("%s (%v) printed:\n%s", strings.Join(cmd.Args, " "), err, p.out.String())
 		}
 	})
 	return p
@@ -376,17 +381,9 @@ func TestPauseReapsOrphans(t *testing.T) {
 	if err != nil {
 		t.Skip("nsenter (util-linux) is not installed")
 	}
-	p := &process{cmd: command(root, "/", nil, "/pause"), waited: make(chan error, 1)}
-	p.cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Skipf("cannot start a process in a new PID namespace here: %v", err)
-	}
-	go func() { p.waited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.waited
-	})
+	cmd := command(root, "/", nil, "/pause")
+	cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+	p := startCmd(t, cmd)
 	pid := p.cmd.Process.Pid
 	// The shell runs in pause's PID namespace and exits at once; its
 	// background sleep becomes pause's child and exits 0.5 s later.
