@@ -81,7 +81,7 @@ func DefaultOptions() Options {
 		MetricsAddr:             ":8443",
 		MetricsSecure:           true,
 		ProbeAddr:               ":8081",
-		MaxConcurrentReconciles: 10,
+		MaxConcurrentReconciles: 16,
 		ClientQPS:               100,
 		ClientBurst:             200,
 		SyncPeriod:              10 * time.Hour,

@@ -281,6 +281,12 @@ func (rd *readiness) markCreated(key string) {
 	rd.created[key] = time.Now()
 }
 
+// pollInterval is how often readiness is polled, on both sides. Each poll
+// lists every resource of a side, which costs the API server; once a
+// second keeps that small next to what is measured (minutes) while
+// resolving latencies to a second.
+const pollInterval = time.Second
+
 // waitAll polls ready (which returns the keys ready now) until every key
 // is ready, and returns the time from start to the last one.
 func (rd *readiness) waitAll(ctx context.Context, start time.Time, total int, timeout time.Duration, ready func(context.Context) ([]string, error)) (float64, error) {
@@ -305,7 +311,7 @@ func (rd *readiness) waitAll(ctx context.Context, start time.Time, total int, ti
 		if now.After(deadline) {
 			return 0, fmt.Errorf("%d of %d ready after %s", n, total, timeout)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(pollInterval)
 	}
 }
 

@@ -130,31 +130,7 @@ func (r *run) converge(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	secs, err := rd.waitAll(ctx, start, 2*n, r.timeout(), func(ctx context.Context) ([]string, error) {
-		var ready []string
-		as := &appsv1alpha1.AppServiceList{}
-		if err := r.k8s.List(ctx, as, client.InNamespace(operatorNS)); err != nil {
-			return nil, err
-		}
-		for _, a := range as.Items {
-			var i int
-			if _, err := fmt.Sscanf(a.Name, "app-%05d", &i); err == nil && conditionTrue(a.Status.Conditions, appsv1alpha1.ConditionAvailable) &&
-				a.Status.ObservedGeneration == a.Generation && a.Status.ReadyReplicas == ptr.Deref(a.Spec.Size, 0) {
-				ready = append(ready, fmt.Sprint(0, "/", i))
-			}
-		}
-		ms := &appsv1alpha1.MicroServiceDeployList{}
-		if err := r.k8s.List(ctx, ms, client.InNamespace(operatorNS)); err != nil {
-			return nil, err
-		}
-		for _, m := range ms.Items {
-			var i int
-			if _, err := fmt.Sscanf(m.Name, "ms-%05d-v1s0", &i); err == nil && m.Status.Phase == appsv1alpha1.PhaseRunning {
-				ready = append(ready, fmt.Sprint(1, "/", i))
-			}
-		}
-		return ready, nil
-	})
+	secs, err := rd.waitAll(ctx, start, 2*n, r.timeout(), r.operatorReady)
 	if err != nil {
 		return err
 	}
@@ -331,4 +307,32 @@ func (r *run) restart(ctx context.Context) error {
 		r.logf("bench: restart: %d statuses changed, fields [%s]; for example %s", rep.StatusChanged, rep.StatusFields, example)
 	}
 	return nil
+}
+
+// operatorReady returns the resources of the operator's side that report
+// ready: AppServices Available at their size, MicroServiceDeploys Running.
+func (r *run) operatorReady(ctx context.Context) ([]string, error) {
+	var ready []string
+	as := &appsv1alpha1.AppServiceList{}
+	if err := r.k8s.List(ctx, as, client.InNamespace(operatorNS)); err != nil {
+		return nil, err
+	}
+	for _, a := range as.Items {
+		var i int
+		if _, err := fmt.Sscanf(a.Name, "app-%05d", &i); err == nil && conditionTrue(a.Status.Conditions, appsv1alpha1.ConditionAvailable) &&
+			a.Status.ObservedGeneration == a.Generation && a.Status.ReadyReplicas == ptr.Deref(a.Spec.Size, 0) {
+			ready = append(ready, fmt.Sprint(0, "/", i))
+		}
+	}
+	ms := &appsv1alpha1.MicroServiceDeployList{}
+	if err := r.k8s.List(ctx, ms, client.InNamespace(operatorNS)); err != nil {
+		return nil, err
+	}
+	for _, m := range ms.Items {
+		var i int
+		if _, err := fmt.Sscanf(m.Name, "ms-%05d-v1s0", &i); err == nil && m.Status.Phase == appsv1alpha1.PhaseRunning {
+			ready = append(ready, fmt.Sprint(1, "/", i))
+		}
+	}
+	return ready, nil
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -112,10 +113,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	err := r.reconcileQuota(ctx, in)
 	if err == nil && in.blocked == nil {
-		err = r.reconcileInstance(ctx, in)
-	}
-	if err == nil && in.blocked == nil {
-		err = r.reconcileShared(ctx, in)
+		err = r.reconcileObjects(ctx, in)
 	}
 	if serr := apply.WriteStatus(ctx, r.Client, m, &m.Status, computeStatus(m, in.dep, in.blocked, r.Config)); serr != nil && err == nil {
 		err = serr
@@ -167,7 +165,53 @@ func autoscaled(m *appsv1alpha1.MicroServiceDeploy) bool {
 	return m.Spec.Autoscaling && !m.Spec.Idle && m.Spec.Replicas > 0
 }
 
-func (r *Reconciler) reconcileInstance(ctx context.Context, in *instance) error {
+// reconcileObjects applies the instance's objects and those it shares with
+// its path. They do not depend on each other except along the chain that
+// runs pods (their ServiceAccount, ConfigMap and NetworkPolicy exist before
+// the Deployment), so three chains are written at once: the pods', the
+// instance's Service, and the shared Service and route. Creating a Service
+// is the slow write (the API server allocates its cluster IP, a second or
+// more on a busy server); in sequence, a new instance waited for both
+// Services and everything else. A problem in one chain is reported in
+// status even when the others went through; the pods' chain, then the
+// Service, then the shared objects come first.
+func (r *Reconciler) reconcileObjects(ctx context.Context, in *instance) error {
+	type result struct {
+		blocked *apply.Blocked
+		err     error
+	}
+	chains := []func() (*apply.Blocked, error){
+		func() (*apply.Blocked, error) { return r.reconcilePods(ctx, in) },
+		func() (*apply.Blocked, error) {
+			m := in.m
+			_, blocked, err := in.children.Ensure(ctx, m, "Service", Service(m), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: m.Name}})
+			return blocked, err
+		},
+		func() (*apply.Blocked, error) { return r.reconcileShared(ctx, in) },
+	}
+	results := make([]result, len(chains))
+	var wg sync.WaitGroup
+	for i, chain := range chains {
+		wg.Go(func() {
+			results[i].blocked, results[i].err = chain()
+		})
+	}
+	wg.Wait()
+	var errs []error
+	for _, res := range results {
+		if in.blocked == nil {
+			in.blocked = res.blocked
+		}
+		errs = append(errs, res.err)
+	}
+	return errors.Join(errs...)
+}
+
+// reconcilePods applies, in order, what the instance's pods need and then
+// the Deployment that runs them and its autoscaler; it records the
+// Deployment as observed in in.dep. The NetworkPolicy of needAuth comes
+// before the Deployment, so that no pod runs unprotected.
+func (r *Reconciler) reconcilePods(ctx context.Context, in *instance) (*apply.Blocked, error) {
 	m := in.m
 	type child struct {
 		kind    string
@@ -179,18 +223,17 @@ func (r *Reconciler) reconcileInstance(ctx context.Context, in *instance) error 
 	children := []child{
 		{"ServiceAccount", ServiceAccount(m), &corev1.ServiceAccount{ObjectMeta: named}},
 		{"ConfigMap", ConfigMap(m), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName(m)}}},
-		{"Deployment", Deployment(m, desiredReplicas(m, in.dep)), depLive},
-		{"Service", Service(m), &corev1.Service{ObjectMeta: named}},
-	}
-	if autoscaled(m) {
-		children = append(children, child{"HorizontalPodAutoscaler", HorizontalPodAutoscaler(m), &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: named}})
-	} else if err := in.children.Remove(ctx, m, "HorizontalPodAutoscaler", &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: named}); err != nil {
-		return err
 	}
 	if m.Spec.NeedAuth {
 		children = append(children, child{"NetworkPolicy", NetworkPolicy(m, r.Config), &networkingv1.NetworkPolicy{ObjectMeta: named}})
 	} else if err := in.children.Remove(ctx, m, "NetworkPolicy", &networkingv1.NetworkPolicy{ObjectMeta: named}); err != nil {
-		return err
+		return nil, err
+	}
+	children = append(children, child{"Deployment", Deployment(m, desiredReplicas(m, in.dep)), depLive})
+	if autoscaled(m) {
+		children = append(children, child{"HorizontalPodAutoscaler", HorizontalPodAutoscaler(m), &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: named}})
+	} else if err := in.children.Remove(ctx, m, "HorizontalPodAutoscaler", &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: named}); err != nil {
+		return nil, err
 	}
 	for _, c := range children {
 		found, blocked, err := in.children.Ensure(ctx, m, c.kind, c.desired, c.live)
@@ -198,26 +241,24 @@ func (r *Reconciler) reconcileInstance(ctx context.Context, in *instance) error 
 			in.dep = depLive
 		}
 		if blocked != nil || err != nil {
-			in.blocked = blocked
-			return err
+			return blocked, err
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // reconcileShared applies the objects shared by the instances of m's path,
 // and re-applies (or deletes) those of any path m left, so that m stops
 // owning them.
-func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) error {
+func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) (*apply.Blocked, error) {
 	m := in.m
 	paths, err := r.pathsIn(ctx, m.Namespace)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	own := paths[pathKey{m.Spec.MsName, m.Spec.Path}]
 	if blocked, err := r.applyPath(ctx, *own); blocked != nil || err != nil {
-		in.blocked = blocked
-		return err
+		return blocked, err
 	}
 
 	// Shared objects that still name m as an owner but belong to another
@@ -226,7 +267,7 @@ func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) error {
 	shared := &corev1.ServiceList{}
 	if err := r.Client.List(ctx, shared, client.InNamespace(m.Namespace), client.UnsafeDisableDeepCopy,
 		client.MatchingLabels{apply.LabelManagedBy: apply.ManagedByValue}, client.HasLabels{LabelMicroService, LabelPath}); err != nil {
-		return err
+		return nil, err
 	}
 	for _, svc := range shared.Items {
 		key := pathKey{svc.Labels[LabelMicroService], svc.Labels[LabelPath]}
@@ -238,10 +279,10 @@ func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) error {
 			p = &Path{Namespace: m.Namespace, MsName: key.msName, Path: key.path}
 		}
 		if _, err := r.applyPath(ctx, *p); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // pathKey identifies the instances that share a domain name.
