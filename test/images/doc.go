@@ -4,21 +4,30 @@
 // busybox taken from Debian packages.
 //
 // Each image is one deterministic layer (sorted entries, fixed times,
-// numeric owners) written as a docker-archive with go-containerregistry's
-// tarball package; containerd imports it with
+// numeric owners: the same inputs give the same digest) in a
+// docker-archive written with go-containerregistry's tarball package,
+// which containerd 1.6 imports with
 //
-//	ctr -a <socket> -n k8s.io images import <archive>
+//	ctr -a <socket> -n k8s.io images import bin/images/<name>.tar
 //
-// Build writes one archive per image and an index (images.json) listing
-// each image's reference, archive and digests. An image whose inputs (file
-// contents, modes, owners and config) did not change since the last run is
-// not written again: the inputs' hash is kept as a label in the image
-// config and compared on the next run.
+// The references are the constants of this package (PauseRef, ManagerRef,
+// Etcd36Ref, Etcd35Ref, RedisRef, BusyboxRef, HTTPEchoRef), so tests and
+// the testbed name images by constant. Every image runs as 65532:65532 by
+// default and has /etc/passwd and /etc/group (root, nonroot) and a
+// world-writable /tmp.
 //
-// The refs the images carry are the constants of this package, so tests
-// and the testbed refer to them by name. `make images` (hack/images.mk)
-// builds the Go binaries into bin/ and then runs cmd/opsmith-images, which
-// downloads the Debian packages with apt-get download into bin/images/debian
-// and writes bin/images/*.tar and bin/images/images.json. The tests of this
-// package check the archives that `make images` wrote.
+// `make images` (hack/images.mk) builds the Go programs into bin/ and runs
+// cmd/opsmith-images, which downloads the Debian packages with apt-get
+// download into bin/images/debian and writes bin/images/<name>.tar and
+// bin/images/images.json: a JSON array of {name, ref, archive (relative to
+// the index), digest (manifest), id (config digest, the image ID the CRI
+// reports)}; ReadIndex reads it. An image whose inputs did not change is
+// not written again: the hash of its inputs is a label of the image config
+// (InputsLabel), compared on the next run, so a run with nothing to do
+// takes a few seconds.
+//
+// The tests of this package check the archives that `make images` wrote
+// (`make test` runs it first; with -short they are skipped): config and
+// files, and, as root, the programs chrooted into each unpacked image,
+// and an import into a throwaway containerd.
 package images
