@@ -40,6 +40,7 @@ func (rep *Report) Markdown(command string) string {
 	w("| writes per spec change (new image on %d AppServices) | %.1f %s| only what changed |", s.Changed, s.WritesPerChange, paren(s.Writes))
 	rs := rep.Restart
 	w("| operator restart: writes until every resource was reconciled once | **%d** %s| 0 |", rs.Writes.Total(), paren(rs.Writes))
+	w("| operator restart: statuses that differ before the stop and after the new process reconciled everything | %d %s| |", rs.StatusChanged, paren(rs.StatusFields))
 	w("| operator restart: time until every resource was reconciled once | %.1f s | |", rs.SecondsToResync)
 	m := rep.Memory
 	w("| memory: live heap / heap in use / RSS with %d cached objects | %.0f MiB / %.0f MiB / %.0f MiB | |", m.Ready.CachedObjects, mib(m.Ready.HeapLiveBytes), mib(m.Ready.HeapInuseBytes), mib(m.Ready.RSSBytes))

@@ -144,6 +144,34 @@ func (r *run) measureMemory(ctx context.Context) (Memory, error) {
 	return m, nil
 }
 
+// settledMemory measures until two measurements a quarter of a minute
+// apart agree on the live heap within 5 % (at most five times), so that
+// work still finishing (queues draining, a resync) does not count as what
+// the operator holds, and returns the last one.
+func (r *run) settledMemory(ctx context.Context) (Memory, error) {
+	prev, err := r.measureMemory(ctx)
+	if err != nil {
+		return prev, err
+	}
+	for range 4 {
+		time.Sleep(15 * time.Second)
+		m, err := r.measureMemory(ctx)
+		if err != nil {
+			return m, err
+		}
+		d := float64(m.HeapLiveBytes - prev.HeapLiveBytes)
+		if d < 0 {
+			d = -d
+		}
+		if d <= 0.05*float64(prev.HeapLiveBytes) {
+			return m, nil
+		}
+		r.logf("bench: memory not settled yet: live heap %.1f MiB, then %.1f MiB", mib(prev.HeapLiveBytes), mib(m.HeapLiveBytes))
+		prev = m
+	}
+	return prev, nil
+}
+
 func median(v []int64) int64 {
 	s := append([]int64(nil), v...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })

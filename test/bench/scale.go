@@ -81,7 +81,7 @@ func (r *run) scale(ctx context.Context) error {
 		}
 		st.WritesPerResource = float64(tr.Writes.Total()) / float64(add)
 		time.Sleep(5 * time.Second) // the last status writes land
-		if st.Memory, err = r.measureMemory(ctx); err != nil {
+		if st.Memory, err = r.settledMemory(ctx); err != nil {
 			return err
 		}
 		rep.Steps = append(rep.Steps, st)

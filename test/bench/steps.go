@@ -187,7 +187,7 @@ func (r *run) idle(ctx context.Context) error {
 func (r *run) memory(ctx context.Context) error {
 	rep := &r.report.Memory
 	var err error
-	if rep.Ready, err = r.measureMemory(ctx); err != nil {
+	if rep.Ready, err = r.settledMemory(ctx); err != nil {
 		return err
 	}
 	rep.UnrelatedObjects = 2 * r.cfg.Unrelated
@@ -203,7 +203,7 @@ func (r *run) memory(ctx context.Context) error {
 		return err
 	}
 	time.Sleep(10 * time.Second)
-	if rep.AfterUnrelated, err = r.measureMemory(ctx); err != nil {
+	if rep.AfterUnrelated, err = r.settledMemory(ctx); err != nil {
 		return err
 	}
 	rep.UnrelatedRSSPct = 100 * float64(rep.AfterUnrelated.RSSBytes-rep.Ready.RSSBytes) / float64(rep.Ready.RSSBytes)
