@@ -124,16 +124,32 @@ func build(spec Spec, outDir string, res Result) (Result, error) {
 	if err := os.MkdirAll(outDir, 0o750); err != nil {
 		return res, err
 	}
-	tmp := res.Archive + ".tmp"
-	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
-		_ = os.Remove(tmp)
-		return res, fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, res.Archive); err != nil {
+	if err := writeArchive(res.Archive, tag, img); err != nil {
 		return res, err
 	}
 	res.Built = true
 	return withDigests(res, img)
+}
+
+// writeArchive writes the docker-archive to a temporary file next to path
+// and renames it, so that path is always a whole archive.
+func writeArchive(path string, tag name.Tag, img v1.Image) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(f.Name()) }()
+	if err := tarball.Write(tag, img, f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil { //nolint:gosec // G302: archives are read by containerd and other users
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // image is the one-layer image of the layer tar with the config; the layer

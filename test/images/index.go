@@ -28,11 +28,22 @@ func WriteIndex(dir string, results []Result) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, IndexFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	f, err := os.CreateTemp(dir, IndexFile+".*.tmp")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, IndexFile))
+	defer func() { _ = os.Remove(f.Name()) }()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil { //nolint:gosec // G302: the index is read by other users' tools
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(dir, IndexFile))
 }
 
 // ReadIndex reads dir/images.json, with absolute archive paths.

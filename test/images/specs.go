@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -79,6 +81,11 @@ func All() []Image {
 // images not built this time.
 func BuildAll(o Options, only ...string) ([]Result, error) {
 	o = o.withDefaults()
+	unlock, err := lockDir(o.OutDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	known := map[string]bool{}
 	for _, img := range All() {
 		known[img.Name] = true
@@ -123,6 +130,24 @@ func BuildAll(o Options, only ...string) ([]Result, error) {
 		all = append(all, r)
 	}
 	return built, WriteIndex(o.OutDir, all)
+}
+
+// lockDir takes an exclusive lock on dir (creating it), so that two runs
+// at once (make images of two shells) do not write the same files; it
+// returns the unlock function.
+func lockDir(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	return func() { _ = f.Close() }, nil
 }
 
 func contains(list []string, s string) bool {
