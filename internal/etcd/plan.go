@@ -473,3 +473,9 @@ func (p *planner) transferee(from uint64) *Member {
 	}
 	return fallback
 }
+
+// ResolveNames returns o's members sorted by name, with the names of
+// members that have not started yet found from their peer URLs.
+func ResolveNames(o Observed, n Naming) []Member {
+	return newPlanner(0, o, n).members
+}

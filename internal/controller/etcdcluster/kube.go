@@ -1,0 +1,99 @@
+package etcdcluster
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
+	"opsmith.io/opsmith/internal/etcd"
+)
+
+// executeKubernetes takes the steps that create and delete member pods and
+// volumes. Each is idempotent: a step repeated on a stale cache finds the
+// object already created or already gone.
+func (r *Reconciler) executeKubernetes(ctx context.Context, ec *etcdv1alpha1.EtcdCluster, w *world, a etcd.Action) error {
+	key := client.ObjectKey{Namespace: ec.Namespace, Name: a.Name}
+	var err error
+	switch a.Type {
+	case etcd.ActionCreateVolume:
+		err = ignoreExists(r.Client.Create(ctx, Volume(ec, a)))
+	case etcd.ActionRecordMemberID:
+		pvc := w.pvcs[a.Name]
+		base := pvc.DeepCopy()
+		pvc.Annotations[AnnotationMemberID] = FormatID(a.MemberID)
+		err = r.Client.Patch(ctx, pvc, client.MergeFrom(base))
+	case etcd.ActionCreatePod:
+		pvc := w.pvcs[a.Name]
+		if pvc == nil {
+			return fmt.Errorf("creating the pod of etcd member %s: its volume is not in the cache", key)
+		}
+		err = ignoreExists(r.Client.Create(ctx, Pod(ec, a.Name, pvc, w.target)))
+	case etcd.ActionDeletePod:
+		if p := w.pods[a.Name]; p != nil {
+			err = client.IgnoreNotFound(r.Client.Delete(ctx, p, client.Preconditions{UID: &p.UID}))
+		}
+	case etcd.ActionDeleteVolume:
+		if v := w.pvcs[a.Name]; v != nil {
+			err = client.IgnoreNotFound(r.Client.Delete(ctx, v, client.Preconditions{UID: &v.UID}))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s for etcd member %s: %w", a.Type, key, err)
+	}
+	return nil
+}
+
+func ignoreExists(err error) error {
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// volumeGone asks the API server, not the cache, whether the volume of
+// member is gone.
+func (r *Reconciler) volumeGone(ctx context.Context, ec *etcdv1alpha1.EtcdCluster, member string) (bool, error) {
+	var pvc corev1.PersistentVolumeClaim
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: ec.Namespace, Name: member}, &pvc)
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the volume of etcd member %s: %w", member, err)
+	}
+	return false, nil
+}
+
+// syncVolumeOwners makes the volumes owned by the EtcdCluster exactly when
+// reclaimPolicy is Delete, so that a change of policy applies to existing
+// members too.
+func (r *Reconciler) syncVolumeOwners(ctx context.Context, ec *etcdv1alpha1.EtcdCluster, w *world) error {
+	want := volumeOwners(ec)
+	for _, pvc := range w.pvcs {
+		if !pvc.DeletionTimestamp.IsZero() || equality.Semantic.DeepEqual(pvc.OwnerReferences, want) ||
+			(len(pvc.OwnerReferences) == 0 && len(want) == 0) {
+			continue
+		}
+		base := pvc.DeepCopy()
+		pvc.OwnerReferences = want
+		if err := r.Client.Patch(ctx, pvc, client.MergeFrom(base)); err != nil {
+			return fmt.Errorf("setting the owners of volume %s/%s: %w", pvc.Namespace, pvc.Name, err)
+		}
+	}
+	return nil
+}
+
+// volumeToCluster maps a member volume to its EtcdCluster.
+func volumeToCluster(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[LabelCluster]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+}
