@@ -53,7 +53,10 @@ type Config struct {
 	// ScaleTo is the total of MicroServiceDeploys the scale step adds
 	// resources up to, ScaleStep at a time; 0 skips the step.
 	ScaleTo, ScaleStep int
-	Log                io.Writer
+	// ScaleBudget bounds the time of the scale step: no step starts that
+	// would, at the pace of the one before, end after it. 0: no bound.
+	ScaleBudget time.Duration
+	Log         io.Writer
 }
 
 // Report is the outcome of a run. Durations are in seconds.
@@ -110,6 +113,8 @@ type Report struct {
 	Scale struct {
 		Step  int         `json:"step"`
 		Steps []ScaleStep `json:"steps"`
+		// Stopped says why the curve ends before ScaleTo, if it does.
+		Stopped string `json:"stopped,omitempty"`
 	} `json:"scale"`
 	// Load is the machine's load average (1, 5, 15 minutes) at the start
 	// and at the end of the run: other work on the machine slows both

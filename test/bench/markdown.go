@@ -55,6 +55,9 @@ func (rep *Report) Markdown(command string) string {
 	if len(rep.Scale.Steps) > 0 {
 		w("Scale curve: MicroServiceDeploys added %d at a time (each step in a namespace of its own) to the %d of the convergence step;", rep.Scale.Step, rep.N)
 		w("the time is from the first create of the step until all of its instances are Running.")
+		if rep.Scale.Stopped != "" {
+			w("**The curve %s.**", rep.Scale.Stopped)
+		}
 		w("")
 		w("| MicroServiceDeploys | step time | p50 / p99 create-to-Running | operator writes per resource | cached objects | live heap | heap per object | RSS |")
 		w("| --- | --- | --- | --- | --- | --- | --- | --- |")

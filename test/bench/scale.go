@@ -35,7 +35,16 @@ func (r *run) scale(ctx context.Context) error {
 	rep := &r.report.Scale
 	rep.Step = r.cfg.ScaleStep
 	total := r.cfg.N
+	begin := time.Now()
+	var last time.Duration
 	for k := 0; total < r.cfg.ScaleTo; k++ {
+		if b := r.cfg.ScaleBudget; b > 0 && time.Since(begin)+last > b {
+			rep.Stopped = fmt.Sprintf("stopped at %d MicroServiceDeploys: one more step (the last took %s) would exceed the time budget of %s",
+				total, last.Round(time.Second), b)
+			r.logf("bench: scale: %s", rep.Stopped)
+			break
+		}
+		stepStart := time.Now()
 		add := min(r.cfg.ScaleStep, r.cfg.ScaleTo-total)
 		ns := fmt.Sprintf("bench-scale-%02d", k)
 		if err := r.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -85,6 +94,7 @@ func (r *run) scale(ctx context.Context) error {
 			return err
 		}
 		rep.Steps = append(rep.Steps, st)
+		last = time.Since(stepStart)
 		r.logf("bench: scale: %d more MicroServiceDeploys (%d in all) Running in %.1fs (p50 %.1fs, p99 %.1fs), %.1f operator writes each; memory: %s",
 			add, total, secs, st.P50, st.P99, st.WritesPerResource, st.Memory)
 	}

@@ -27,6 +27,7 @@ func main() {
 	flag.IntVar(&cfg.Unrelated, "unrelated", 1000, "unrelated ConfigMaps (and as many Secrets) to create")
 	flag.IntVar(&cfg.ScaleTo, "scale-to", 10000, "scale curve: add MicroServiceDeploys up to this total (0: no scale curve)")
 	flag.IntVar(&cfg.ScaleStep, "scale-step", 1000, "scale curve: MicroServiceDeploys added per step")
+	flag.DurationVar(&cfg.ScaleBudget, "scale-budget", 0, "scale curve: start no step that would end after this much time (0: no limit)")
 	jsonOut := flag.String("json", "bench/report.json", "where to write the JSON report")
 	mdOut := flag.String("markdown", "BENCHMARKS.md", "where to write the Markdown report")
 	flag.Parse()
