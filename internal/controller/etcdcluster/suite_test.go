@@ -2,6 +2,7 @@ package etcdcluster_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -110,7 +111,12 @@ func startManager(ctx context.Context, c *rest.Config) (func(), error) {
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(mctx) }()
-	return func() { cancel(); _ = <-done }, nil
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintf(os.Stderr, "manager stopped with error: %v\n", err)
+		}
+	}, nil
 }
 
 func ptrTrue() *bool { t := true; return &t }
