@@ -68,7 +68,7 @@ verify: $(CONTROLLER_GEN) ## Fail if generated files are stale or code is not go
 ##@ Testing
 
 .PHONY: test
-test: testbed verify vet build ## Unit, controller (real kube-apiserver), end-to-end (simulated cluster) and real-node tests.
+test: testbed images verify vet build ## Unit, controller (real kube-apiserver), end-to-end (simulated cluster) and real-node tests.
 	go test ./... -count=1 -timeout 40m $(TEST_FLAGS)
 	$(MAKE) test-e2e
 

@@ -18,16 +18,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"opsmith.io/opsmith/internal/manager"
+	"opsmith.io/opsmith/test/images"
 	"opsmith.io/opsmith/test/operator"
 	"opsmith.io/opsmith/test/testbed"
 )
 
 // Images `make images` builds and the testbed imports into the node.
 const (
-	managerImage  = "opsmith.local/manager:dev"
-	httpEchoImage = "opsmith.local/http-echo:1"
+	managerImage  = images.ManagerRef
+	httpEchoImage = images.HTTPEchoRef
 	httpEchoPort  = 8080
-	busyboxImage  = "docker.io/library/busybox:1.35"
+	busyboxImage  = images.BusyboxRef
 )
 
 var (

@@ -26,6 +26,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	criclient "k8s.io/cri-client/pkg"
 	"k8s.io/utils/ptr"
+
+	"opsmith.io/opsmith/test/images"
 )
 
 // Fixed addresses and names of the real-node cluster. Only one real node
@@ -123,31 +125,7 @@ func (c *Cluster) checkNodePrerequisites() error {
 }
 
 // imageIndex is the list of image archives `make images` builds.
-func (c *Cluster) imageIndex() string { return filepath.Join(c.binDir, "images", "images.json") }
-
-// ImageArchive is one entry of bin/images/images.json.
-type ImageArchive struct {
-	Ref     string `json:"ref"`
-	Archive string `json:"archive"`
-}
-
-// LocalImages reads the image index `make images` writes.
-func LocalImages(binDir string) ([]ImageArchive, error) {
-	data, err := os.ReadFile(filepath.Join(binDir, "images", "images.json"))
-	if err != nil {
-		return nil, err
-	}
-	var imgs []ImageArchive
-	if err := json.Unmarshal(data, &imgs); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", filepath.Join(binDir, "images", "images.json"), err)
-	}
-	for i := range imgs {
-		if !filepath.IsAbs(imgs[i].Archive) {
-			imgs[i].Archive = filepath.Join(binDir, "images", imgs[i].Archive)
-		}
-	}
-	return imgs, nil
-}
+func (c *Cluster) imageIndex() string { return filepath.Join(c.binDir, "images", images.IndexFile) }
 
 // primaryIPv4 is the IPv4 address of the interface that holds the default
 // route: pods reach the API server and the host's services there.
@@ -358,7 +336,7 @@ oom_score = 0
 `
 
 // PauseImage is the pod sandbox image; `make images` builds it.
-const PauseImage = "registry.k8s.io/pause:3.10"
+const PauseImage = images.PauseRef
 
 func (c *Cluster) startContainerd(ctx context.Context, nodeDir string) error {
 	dir := filepath.Join(nodeDir, "containerd")
@@ -385,7 +363,7 @@ func (c *Cluster) startContainerd(ctx context.Context, nodeDir string) error {
 // importImages loads every archive of bin/images into containerd's k8s.io
 // namespace, where the kubelet finds them.
 func (c *Cluster) importImages(ctx context.Context) error {
-	imgs, err := LocalImages(c.binDir)
+	imgs, err := images.ReadIndex(filepath.Join(c.binDir, "images"))
 	if err != nil {
 		return err
 	}
