@@ -11,6 +11,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,8 +29,10 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
 	"opsmith.io/opsmith/internal/apply"
 	"opsmith.io/opsmith/internal/controller/appservice"
+	"opsmith.io/opsmith/internal/controller/etcdcluster"
 	"opsmith.io/opsmith/internal/controller/microservice"
 )
 
@@ -100,6 +103,14 @@ var controllers = map[string]setupFunc{
 			Recorder:  mgr.GetEventRecorder(appservice.FieldManager),
 		}).SetupWithManager(mgr, opts)
 	},
+	etcdcluster.Name: func(mgr ctrl.Manager, _ Options, opts controller.Options) error {
+		return (&etcdcluster.Reconciler{
+			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
+			Recorder:  mgr.GetEventRecorder(etcdcluster.FieldManager),
+			Dial:      etcdcluster.DialEtcd,
+		}).SetupWithManager(mgr, opts)
+	},
 	microservice.Name: func(mgr ctrl.Manager, o Options, opts controller.Options) error {
 		return (&microservice.Reconciler{
 			Client:    mgr.GetClient(),
@@ -125,6 +136,7 @@ func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(appsv1alpha1.AddToScheme(s))
+	utilruntime.Must(etcdv1alpha1.AddToScheme(s))
 	utilruntime.Must(gatewayv1.Install(s))
 	return s
 }
@@ -162,6 +174,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			&networkingv1.Ingress{}:                  managed,
 			&corev1.ResourceQuota{}:                  managed,
 			&schedulingv1.PriorityClass{}:            managed,
+			&corev1.Pod{}:                            managed,
+			&corev1.PersistentVolumeClaim{}:          managed,
+			&policyv1.PodDisruptionBudget{}:          managed,
 		},
 		// managedFields are large and never read by opsmith: the apply
 		// package compares object content, not field ownership.
