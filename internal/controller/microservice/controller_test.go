@@ -133,9 +133,23 @@ func TestSeedSampleCreatesEveryObject(t *testing.T) {
 	m := seedSample(t, ns)
 	name := m.Name // ms-sample-v1s0
 
-	// The shared route is written last.
+	// The objects are written in parallel chains: wait for the last of
+	// each (the autoscaler after the Deployment, the route after the
+	// shared Service, the instance's Service).
 	eventually(t, "every object created", func() error {
-		return suite.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "ms-sample-v1"}, &networkingv1.Ingress{})
+		for _, o := range []struct {
+			name string
+			obj  client.Object
+		}{
+			{"ms-sample-v1", &networkingv1.Ingress{}},
+			{name, &autoscalingv2.HorizontalPodAutoscaler{}},
+			{name, &corev1.Service{}},
+		} {
+			if err := suite.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: o.name}, o.obj); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	dep := get(t, ns, name, &appsv1.Deployment{})
 	if ref := metav1.GetControllerOf(dep); ref == nil || ref.UID != m.UID {
