@@ -79,6 +79,20 @@ func TestClusterDNSAndVolumes(t *testing.T) {
 		}
 	}
 
+	// A headless Service publishes DNS records of ready pods only.
+	testbed.Eventually(t, 2*time.Minute, "web-0 to be ready", func() error {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("web-0 is %s, not ready", p.Status.Phase)
+	})
+
 	// The client writes what it resolved and fetched into the volume, then
 	// prints it: the log shows both, the volume keeps the file.
 	script := fmt.Sprintf(`set -e

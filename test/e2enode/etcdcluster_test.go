@@ -1,0 +1,467 @@
+//go:build realnode
+
+package e2enode
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
+	"opsmith.io/opsmith/test/testbed"
+)
+
+// The etcd members run as user 65532 (restricted Pod Security) and rely on
+// fsGroup to write their volume. The testbed's default StorageClass
+// provisions hostPath volumes, which the kubelet never chowns for fsGroup
+// (root-owned 0750 directories: etcd cannot write them). This test
+// therefore gives the members "local" PersistentVolumes, whose ownership
+// the kubelet does manage, through a StorageClass of its own.
+const etcdStorageClass = "etcd-e2e-local"
+
+// localVolumes creates n local PersistentVolumes on the node in a
+// StorageClass that binds on first use, and removes them and their
+// directories when the test ends.
+func localVolumes(t *testing.T, n int) {
+	t.Helper()
+	ctx := context.Background()
+	sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: etcdStorageClass},
+		Provisioner:       "kubernetes.io/no-provisioner",
+		VolumeBindingMode: ptr.To(storagev1.VolumeBindingWaitForFirstConsumer)}
+	if err := k8s.Create(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "etcd-e2e-volumes-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pvs []*corev1.PersistentVolume
+	for i := range n {
+		path := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.Mkdir(path, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		pv := &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("etcd-e2e-%d", i)},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+				StorageClassName:              etcdStorageClass,
+				PersistentVolumeSource:        corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: path}},
+				NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+					MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname",
+						Operator: corev1.NodeSelectorOpIn, Values: []string{testbed.NodeName}}}}}}},
+			},
+		}
+		if err := k8s.Create(ctx, pv); err != nil {
+			t.Fatal(err)
+		}
+		pvs = append(pvs, pv)
+	}
+	t.Cleanup(func() {
+		for _, pv := range pvs {
+			_ = k8s.Delete(context.Background(), pv)
+		}
+		_ = k8s.Delete(context.Background(), sc)
+		_ = os.RemoveAll(dir)
+	})
+}
+
+// etcdView is the cluster as the test sees it from outside the operator.
+type etcdView struct {
+	ec      *etcdv1alpha1.EtcdCluster
+	members *clientv3.MemberListResponse
+	pods    []string
+	pvcs    []string
+}
+
+func (v etcdView) String() string {
+	var ms []string
+	if v.members != nil {
+		for _, m := range v.members.Members {
+			ms = append(ms, fmt.Sprintf("%s/%x learner=%v", m.Name, m.ID, m.IsLearner))
+		}
+	}
+	return fmt.Sprintf("phase %s ready %d members %v status %+v pods %v volumes %v",
+		v.ec.Status.Phase, v.ec.Status.ReadyMembers, ms, v.ec.Status.Members, v.pods, v.pvcs)
+}
+
+type etcdE2E struct {
+	t        *testing.T
+	ns, name string
+	endpoint string // the client Service's ClusterIP URL
+}
+
+func (e *etcdE2E) client() (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{Endpoints: []string{e.endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+}
+
+func (e *etcdE2E) view(ctx context.Context) (etcdView, error) {
+	v := etcdView{ec: &etcdv1alpha1.EtcdCluster{}}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, v.ec); err != nil {
+		return v, err
+	}
+	sel := client.MatchingLabels{"etcd.opsmith.io/cluster": e.name}
+	var pods corev1.PodList
+	if err := k8s.List(ctx, &pods, client.InNamespace(e.ns), sel); err != nil {
+		return v, err
+	}
+	for _, p := range pods.Items {
+		v.pods = append(v.pods, p.Name)
+	}
+	var pvcs corev1.PersistentVolumeClaimList
+	if err := k8s.List(ctx, &pvcs, client.InNamespace(e.ns), sel); err != nil {
+		return v, err
+	}
+	for _, p := range pvcs.Items {
+		v.pvcs = append(v.pvcs, p.Name)
+	}
+	sort.Strings(v.pods)
+	sort.Strings(v.pvcs)
+	if e.endpoint == "" {
+		return v, nil
+	}
+	c, err := e.client()
+	if err != nil {
+		return v, err
+	}
+	defer func() { _ = c.Close() }()
+	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	v.members, err = c.MemberList(lctx)
+	return v, err
+}
+
+// converged checks what the issue asks after every operation: the member
+// list matches size, every member is a healthy voter running version, and
+// there is exactly one pod and one volume per member.
+func (e *etcdE2E) converged(ctx context.Context, size int, version string) (etcdView, error) {
+	v, err := e.view(ctx)
+	if err != nil {
+		return v, err
+	}
+	st := v.ec.Status
+	if st.ObservedGeneration != v.ec.Generation || st.Phase != etcdv1alpha1.PhaseRunning || int(st.ReadyMembers) != size ||
+		st.CurrentVersion != version || len(st.Members) != size {
+		return v, fmt.Errorf("status not converged: %s", v)
+	}
+	if len(v.members.Members) != size {
+		return v, fmt.Errorf("etcd lists %d members, want %d: %s", len(v.members.Members), size, v)
+	}
+	names := map[string]bool{}
+	for _, m := range v.members.Members {
+		if m.IsLearner || m.Name == "" {
+			return v, fmt.Errorf("member %x is a learner or not started: %s", m.ID, v)
+		}
+		names[m.Name] = true
+	}
+	for _, m := range st.Members {
+		if !m.Healthy || m.Version != version {
+			return v, fmt.Errorf("member %s not healthy on %s: %s", m.Name, version, v)
+		}
+	}
+	if len(v.pods) != size || len(v.pvcs) != size {
+		return v, fmt.Errorf("want one pod and one volume per member: %s", v)
+	}
+	for i := range v.pods {
+		if !names[v.pods[i]] || !names[v.pvcs[i]] {
+			return v, fmt.Errorf("pod or volume of no member: %s", v)
+		}
+	}
+	return v, nil
+}
+
+func (e *etcdE2E) waitConverged(what string, size int, version string, timeout time.Duration) etcdView {
+	e.t.Helper()
+	start := time.Now()
+	var v etcdView
+	testbed.Eventually(e.t, timeout, what, func() error {
+		var err error
+		v, err = e.converged(context.Background(), size, version)
+		return err
+	})
+	e.t.Logf("%s: converged in %s", what, time.Since(start).Round(100*time.Millisecond))
+	return v
+}
+
+func (e *etcdE2E) patchSpec(spec string) {
+	e.t.Helper()
+	ec := &etcdv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: e.name}}
+	if err := k8s.Patch(context.Background(), ec, client.RawPatch(types.MergePatchType, []byte(`{"spec":`+spec+`}`))); err != nil {
+		e.t.Fatalf("patching spec %s: %v", spec, err)
+	}
+}
+
+func memberID(v etcdView, name string) uint64 {
+	for _, m := range v.members.Members {
+		if m.Name == name {
+			return m.ID
+		}
+	}
+	return 0
+}
+
+// killManager sends SIGKILL to the opsmith manager process in its container
+// (the test runs on the node, as root); the kubelet restarts it.
+func killManager(t *testing.T) {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if args := bytes.Split(cmdline, []byte{0}); string(args[0]) == "/manager" {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatalf("killing the manager (pid %d): %v", pid, err)
+			}
+			killed++
+		}
+	}
+	if killed == 0 {
+		t.Fatal("no manager process found on the node")
+	}
+	t.Logf("SIGKILL sent to %d manager process(es)", killed)
+}
+
+// ackWriter commits sequential keys through the client Service and records
+// every acknowledged one.
+type ackWriter struct {
+	e     *etcdE2E
+	stop  chan struct{}
+	done  chan struct{}
+	mu    sync.Mutex
+	acked []string
+	fails int
+}
+
+func (e *etcdE2E) startWriter() *ackWriter {
+	w := &ackWriter{e: e, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		var c *clientv3.Client
+		defer func() {
+			if c != nil {
+				_ = c.Close()
+			}
+		}()
+		for i := 0; ; i++ {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if c == nil {
+				var err error
+				if c, err = e.client(); err != nil {
+					w.fails++
+					continue
+				}
+			}
+			key := fmt.Sprintf("/e2e/writer/%07d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			_, err := c.Put(ctx, key, key)
+			cancel()
+			w.mu.Lock()
+			if err == nil {
+				w.acked = append(w.acked, key)
+			} else {
+				w.fails++
+				_ = c.Close()
+				c = nil
+			}
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+func (w *ackWriter) finish(t *testing.T) {
+	t.Helper()
+	close(w.stop)
+	<-w.done
+	c, err := w.e.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Get(ctx, "/e2e/writer/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		have[string(kv.Key)] = true
+	}
+	var missing []string
+	for _, k := range w.acked {
+		if !have[k] {
+			missing = append(missing, k)
+		}
+	}
+	t.Logf("writer: %d writes acknowledged, %d failed, %d acknowledged missing", len(w.acked), w.fails, len(missing))
+	if len(missing) > 0 || len(w.acked) == 0 {
+		t.Errorf("acknowledged writes lost: %d of %d (first: %v)", len(missing), len(w.acked), missing[:min(5, len(missing))])
+	}
+}
+
+// TestEtcdClusterLifecycle runs the seed's EtcdCluster on the real node in
+// a namespace that enforces the restricted Pod Security Standard, and,
+// while a writer commits sequential keys through the client Service:
+// scales 3 -> 5 -> 3, deletes a member pod, deletes a member's pod and
+// volume, kills the operator (SIGKILL) in the middle of a scale-out, and
+// upgrades 3.5 -> 3.6 with the operator killed in the middle again.
+// Afterwards every acknowledged key is present.
+func TestEtcdClusterLifecycle(t *testing.T) {
+	ctx := context.Background()
+	ns := testbed.Namespace(t, k8s)
+	dumpOnFailure(t, ns)
+	nsObj := &corev1.Namespace{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, nsObj); err != nil {
+		t.Fatal(err)
+	}
+	nsObj.Labels["pod-security.kubernetes.io/enforce"] = "restricted"
+	if err := k8s.Update(ctx, nsObj); err != nil {
+		t.Fatal(err)
+	}
+	localVolumes(t, 14)
+
+	u := testbed.Sample(t, "etcd_v1alpha1_etcdcluster.yaml", ns)
+	unstructuredSet(u.Object, etcdStorageClass, "spec", "storage", "storageClassName")
+	start := time.Now()
+	if err := k8s.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	e := &etcdE2E{t: t, ns: ns, name: u.GetName()}
+	svc := &corev1.Service{}
+	testbed.Eventually(t, time.Minute, "client Service", func() error {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: e.name + "-client"}, svc)
+	})
+	e.endpoint = "http://" + svc.Spec.ClusterIP + ":2379"
+	e.waitConverged("seed cluster of 3 on 3.5.35", 3, "3.5.35", 4*time.Minute)
+	t.Logf("seed sample to 3 healthy members: %s", time.Since(start).Round(100*time.Millisecond))
+
+	// Write and read through the client Service.
+	c, err := e.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, "/e2e/hello", "world"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := c.Get(ctx, "/e2e/hello"); err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "world" {
+		t.Fatalf("read back through the client Service: %v %v", resp, err)
+	}
+	_ = c.Close()
+
+	w := e.startWriter()
+	e.patchSpec(`{"size":5}`)
+	e.waitConverged("scale 3 -> 5", 5, "3.5.35", 4*time.Minute)
+	e.patchSpec(`{"size":3}`)
+	v := e.waitConverged("scale 5 -> 3", 3, "3.5.35", 3*time.Minute)
+
+	// A member pod goes away: the member restarts on its data.
+	victim := e.name + "-1"
+	id := memberID(v, victim)
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v = e.waitConverged("member pod deleted", 3, "3.5.35", 3*time.Minute)
+	if memberID(v, victim) != id {
+		t.Errorf("%s came back as member %x, want %x (same data)", victim, memberID(v, victim), id)
+	}
+
+	// A member loses pod and volume: it is replaced by a new member.
+	victim = e.name + "-0"
+	id = memberID(v, victim)
+	if err := cs.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v = e.waitConverged("member pod and volume deleted", 3, "3.5.35", 4*time.Minute)
+	for _, m := range v.members.Members {
+		if m.ID == id {
+			t.Errorf("member %x lost its data and is still a member", id)
+		}
+	}
+
+	// SIGKILL the operator in the middle of a scale-out: once etcd lists the
+	// fourth member, before it has started.
+	e.patchSpec(`{"size":4}`)
+	testbed.Eventually(t, 2*time.Minute, "a fourth member added", func() error {
+		v, err := e.view(ctx)
+		if err != nil {
+			return err
+		}
+		if len(v.members.Members) < 4 {
+			return fmt.Errorf("%s", v)
+		}
+		return nil
+	})
+	killManager(t)
+	e.waitConverged("scale 3 -> 4 across an operator kill", 4, "3.5.35", 4*time.Minute)
+	e.patchSpec(`{"size":3}`)
+	e.waitConverged("scale 4 -> 3", 3, "3.5.35", 3*time.Minute)
+
+	// Upgrade 3.5 -> 3.6, killing the operator once a member runs 3.6.
+	e.patchSpec(`{"version":"3.6.16"}`)
+	testbed.Eventually(t, 3*time.Minute, "first member upgraded", func() error {
+		v, err := e.view(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range v.ec.Status.Members {
+			if m.Version == "3.6.16" {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s", v)
+	})
+	killManager(t)
+	e.waitConverged("upgrade 3.5.35 -> 3.6.16 across an operator kill", 3, "3.6.16", 5*time.Minute)
+	w.finish(t)
+}
+
+func unstructuredSet(obj map[string]any, value any, fields ...string) {
+	m := obj
+	for _, f := range fields[:len(fields)-1] {
+		next, ok := m[f].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[f] = next
+		}
+		m = next
+	}
+	m[fields[len(fields)-1]] = value
+}
