@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -392,9 +393,20 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 	// A member pod goes away: the member restarts on its data.
 	victim := e.name + "-1"
 	id := memberID(v, victim)
+	old, err := cs.CoreV1().Pods(ns).Get(ctx, victim, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	testbed.Eventually(t, 2*time.Minute, "a new pod for "+victim, func() error {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, victim, metav1.GetOptions{})
+		if err != nil || p.UID == old.UID {
+			return fmt.Errorf("still the old pod (%v)", err)
+		}
+		return nil
+	})
 	v = e.waitConverged("member pod deleted", 3, "3.5.35", 3*time.Minute)
 	if memberID(v, victim) != id {
 		t.Errorf("%s came back as member %x, want %x (same data)", victim, memberID(v, victim), id)
@@ -409,11 +421,21 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	v = e.waitConverged("member pod and volume deleted", 3, "3.5.35", 4*time.Minute)
-	for _, m := range v.members.Members {
-		if m.ID == id {
-			t.Errorf("member %x lost its data and is still a member", id)
+	testbed.Eventually(t, 2*time.Minute, "the member that lost its data removed", func() error {
+		v, err := e.view(ctx)
+		if err != nil {
+			return err
 		}
+		for _, m := range v.members.Members {
+			if m.ID == id {
+				return fmt.Errorf("member %x still listed: %s", id, v)
+			}
+		}
+		return nil
+	})
+	v = e.waitConverged("member pod and volume deleted", 3, "3.5.35", 4*time.Minute)
+	if memberID(v, victim) == 0 || memberID(v, victim) == id {
+		t.Errorf("%s must rejoin as a new member: old ID %x, new %x", victim, id, memberID(v, victim))
 	}
 
 	// SIGKILL the operator in the middle of a scale-out: once etcd lists the
@@ -451,6 +473,22 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 	killManager(t)
 	e.waitConverged("upgrade 3.5.35 -> 3.6.16 across an operator kill", 3, "3.6.16", 5*time.Minute)
 	w.finish(t)
+
+	// Bad input is rejected with its message and changes nothing.
+	for _, bad := range []struct{ spec, want string }{
+		{`{"size":0}`, "spec.size in body should be greater than or equal to 1"},
+		{`{"size":-1}`, "spec.size in body should be greater than or equal to 1"},
+		{`{"version":"3.5.35"}`, "cannot downgrade etcd from 3.6.16 to 3.5.35"},
+		{`{"version":"3.8.0"}`, "cannot upgrade etcd from 3.6.16 to 3.8.0: upgrade one minor version at a time"},
+		{`{"version":"latest"}`, "version must be MAJOR.MINOR.PATCH"},
+	} {
+		ec := &etcdv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: e.name}}
+		err := k8s.Patch(ctx, ec, client.RawPatch(types.MergePatchType, []byte(`{"spec":`+bad.spec+`}`)))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("spec %s: got %v, want an error containing %q", bad.spec, err, bad.want)
+		}
+	}
+	e.waitConverged("after rejected changes", 3, "3.6.16", time.Minute)
 }
 
 func unstructuredSet(obj map[string]any, value any, fields ...string) {

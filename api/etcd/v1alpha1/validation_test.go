@@ -134,6 +134,7 @@ func checkErr(t *testing.T, err error, wantErr []string) {
 	if err == nil {
 		t.Fatalf("accepted, want an error containing %q", wantErr)
 	}
+	t.Logf("rejected: %v", err)
 	for _, want := range wantErr {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
