@@ -16,6 +16,7 @@ import (
 
 	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
 	"opsmith.io/opsmith/internal/controller/etcdcluster"
+	"opsmith.io/opsmith/test/managertest"
 	"opsmith.io/opsmith/test/testbed"
 )
 
@@ -29,13 +30,13 @@ func restrictedNamespace(t *testing.T) string {
 		Name:   "etcd-" + rand.String(6),
 		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"},
 	}}
-	if err := k8s.Create(context.Background(), ns); err != nil {
+	if err := suite.Client.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ns) })
+	t.Cleanup(func() { _ = suite.Client.Delete(context.Background(), ns) })
 	// No controller-manager runs here to create it.
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "default"}}
-	if err := k8s.Create(context.Background(), sa); err != nil {
+	if err := suite.Client.Create(context.Background(), sa); err != nil {
 		t.Fatal(err)
 	}
 	return ns.Name
@@ -44,18 +45,18 @@ func restrictedNamespace(t *testing.T) string {
 func seedCluster(t *testing.T, ns string) *etcdv1alpha1.EtcdCluster {
 	t.Helper()
 	u := testbed.Sample(t, "etcd_v1alpha1_etcdcluster.yaml", ns)
-	if err := k8s.Create(context.Background(), u); err != nil {
+	if err := suite.Client.Create(context.Background(), u); err != nil {
 		t.Fatal(err)
 	}
 	ec := &etcdv1alpha1.EtcdCluster{}
-	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(u), ec); err != nil {
+	if err := suite.Client.Get(context.Background(), client.ObjectKeyFromObject(u), ec); err != nil {
 		t.Fatal(err)
 	}
 	return ec
 }
 
 func get(ns, name string, obj client.Object) error {
-	return k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, obj)
+	return suite.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, obj)
 }
 
 // TestSeedClusterBootstrap applies the seed sample and checks what the
@@ -141,14 +142,14 @@ func TestSeedClusterBootstrap(t *testing.T) {
 		return nil
 	})
 	var pods corev1.PodList
-	if err := k8s.List(context.Background(), &pods, client.InNamespace(ns)); err != nil || len(pods.Items) != 1 {
+	if err := suite.Client.List(context.Background(), &pods, client.InNamespace(ns)); err != nil || len(pods.Items) != 1 {
 		t.Errorf("%d pods (%v), want only the seed before it answers", len(pods.Items), err)
 	}
 }
 
 // TestIdleWritesNothing: while the cluster waits (here: for its seed to
-// answer, which never happens without a kubelet) the reconciles that run
-// every couple of seconds send no write at all.
+// answer, which never happens without a kubelet) a manager that reconciles
+// it every couple of seconds sends no write at all.
 func TestIdleWritesNothing(t *testing.T) {
 	ns := restrictedNamespace(t)
 	ec := seedCluster(t, ns)
@@ -161,15 +162,32 @@ func TestIdleWritesNothing(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(3 * time.Second)
-	before, rv := writes.Load(), ec.ResourceVersion
-	time.Sleep(10 * time.Second)
-	if err := get(ns, ec.Name, ec); err != nil {
-		t.Fatal(err)
+	versions := func() string {
+		ctx := context.Background()
+		var pods corev1.PodList
+		var pvcs corev1.PersistentVolumeClaimList
+		var svcs corev1.ServiceList
+		var out []string
+		for _, l := range []client.ObjectList{&pods, &pvcs, &svcs} {
+			if err := suite.Client.List(ctx, l, client.InNamespace(ns)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, p := range pods.Items {
+			out = append(out, p.Name+"@"+p.ResourceVersion)
+		}
+		for _, p := range pvcs.Items {
+			out = append(out, p.Name+"@"+p.ResourceVersion)
+		}
+		for _, p := range svcs.Items {
+			out = append(out, p.Name+"@"+p.ResourceVersion)
+		}
+		if err := get(ns, ec.Name, ec); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(append(out, ec.ResourceVersion), " ")
 	}
-	if n := writes.Load() - before; n != 0 || ec.ResourceVersion != rv {
-		t.Errorf("%d writes while idle; resourceVersion %s -> %s", n, rv, ec.ResourceVersion)
-	}
+	managertest.ExpectIdle(t, suite.Cluster.Config, managerOptions(), ns, "etcdcluster", 10*time.Second, 3, versions)
 }
 
 // TestReclaimPolicy: with reclaimPolicy Delete the volumes are owned by the
@@ -180,7 +198,7 @@ func TestReclaimPolicy(t *testing.T) {
 	ec := &etcdv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scratch"},
 		Spec: etcdv1alpha1.EtcdClusterSpec{Size: 1, Version: "3.6.16",
 			Storage: etcdv1alpha1.EtcdStorage{ReclaimPolicy: etcdv1alpha1.ReclaimDelete}}}
-	if err := k8s.Create(ctx, ec); err != nil {
+	if err := suite.Client.Create(ctx, ec); err != nil {
 		t.Fatal(err)
 	}
 	pvc := &corev1.PersistentVolumeClaim{}
@@ -197,7 +215,7 @@ func TestReclaimPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	ec.Spec.Storage.ReclaimPolicy = etcdv1alpha1.ReclaimRetain
-	if err := k8s.Update(ctx, ec); err != nil {
+	if err := suite.Client.Update(ctx, ec); err != nil {
 		t.Fatal(err)
 	}
 	testbed.Eventually(t, timeout, "released volume", func() error {
@@ -216,7 +234,7 @@ func TestPaused(t *testing.T) {
 	ns := restrictedNamespace(t)
 	ec := &etcdv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "paused"},
 		Spec: etcdv1alpha1.EtcdClusterSpec{Size: 3, Version: "3.6.16", Paused: true}}
-	if err := k8s.Create(context.Background(), ec); err != nil {
+	if err := suite.Client.Create(context.Background(), ec); err != nil {
 		t.Fatal(err)
 	}
 	testbed.Eventually(t, timeout, "paused status", func() error {
@@ -229,7 +247,7 @@ func TestPaused(t *testing.T) {
 		return nil
 	})
 	var pvcs corev1.PersistentVolumeClaimList
-	if err := k8s.List(context.Background(), &pvcs, client.InNamespace(ns)); err != nil || len(pvcs.Items) != 0 {
+	if err := suite.Client.List(context.Background(), &pvcs, client.InNamespace(ns)); err != nil || len(pvcs.Items) != 0 {
 		t.Errorf("paused cluster got %d volumes (%v)", len(pvcs.Items), err)
 	}
 }
