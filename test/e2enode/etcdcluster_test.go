@@ -489,6 +489,24 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 		}
 	}
 	e.waitConverged("after rejected changes", 3, "3.6.16", time.Minute)
+
+	// Deleting the EtcdCluster (reclaimPolicy Retain, the default) takes
+	// its pods and Services and keeps its data.
+	if err := k8s.Delete(ctx, &etcdv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: e.name}}); err != nil {
+		t.Fatal(err)
+	}
+	e.endpoint = ""
+	testbed.Eventually(t, 2*time.Minute, "pods garbage collected", func() error {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "etcd.opsmith.io/cluster=" + e.name})
+		if err != nil || len(pods.Items) != 0 {
+			return fmt.Errorf("%d pods left (%v)", len(pods.Items), err)
+		}
+		return nil
+	})
+	pvcs, err := cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: "etcd.opsmith.io/cluster=" + e.name})
+	if err != nil || len(pvcs.Items) != 3 {
+		t.Errorf("after deleting the EtcdCluster %d volumes are left (%v), want its 3 kept", len(pvcs.Items), err)
+	}
 }
 
 func unstructuredSet(obj map[string]any, value any, fields ...string) {
