@@ -285,9 +285,15 @@ func (r *Reconciler) execute(ctx context.Context, ec *etcdv1alpha1.EtcdCluster, 
 }
 
 // retryLater recognises etcd's refusals that go away by themselves: a
-// membership change within seconds of the previous one.
+// membership change within seconds of the previous one, a request the
+// client sent to a learner, a leader election.
 func retryLater(err error) bool {
 	msg := err.Error()
-	return strings.Contains(msg, "unhealthy cluster") || strings.Contains(msg, "too many learner members") ||
-		strings.Contains(msg, "leader changed") || strings.Contains(msg, "context deadline exceeded")
+	for _, s := range []string{"unhealthy cluster", "too many learner members", "rpc not supported for learner",
+		"leader changed", "no leader", "context deadline exceeded"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
