@@ -19,7 +19,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -210,6 +212,45 @@ func (e *etcdE2E) patchSpec(spec string) {
 	if err := k8s.Patch(context.Background(), ec, client.RawPatch(types.MergePatchType, []byte(`{"spec":`+spec+`}`))); err != nil {
 		e.t.Fatalf("patching spec %s: %v", spec, err)
 	}
+}
+
+// resourceVersions lists the resourceVersion of the EtcdCluster and of the
+// objects it owns or labels that only the operator writes, the UIDs of its
+// pods and the generation of its PodDisruptionBudget.
+func (e *etcdE2E) resourceVersions(ctx context.Context) string {
+	e.t.Helper()
+	var out []string
+	ec := &etcdv1alpha1.EtcdCluster{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.name}, ec); err != nil {
+		e.t.Fatal(err)
+	}
+	out = append(out, "EtcdCluster@"+ec.ResourceVersion)
+	sel := client.MatchingLabels{"etcd.opsmith.io/cluster": e.name}
+	for _, l := range []client.ObjectList{&corev1.PodList{}, &corev1.PersistentVolumeClaimList{}, &corev1.ServiceList{}, &policyv1.PodDisruptionBudgetList{}} {
+		if err := k8s.List(ctx, l, client.InNamespace(e.ns), sel); err != nil {
+			e.t.Fatal(err)
+		}
+		items, err := meta.ExtractList(l)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, o := range items {
+			obj := o.(client.Object)
+			version := obj.GetResourceVersion()
+			switch obj.(type) {
+			case *corev1.Pod:
+				// The kubelet writes pod status; the operator only creates
+				// and deletes pods.
+				version = string(obj.GetUID())
+			case *policyv1.PodDisruptionBudget:
+				// The disruption controller writes its status.
+				version = strconv.FormatInt(obj.GetGeneration(), 10)
+			}
+			out = append(out, fmt.Sprintf("%T %s@%s", o, obj.GetName(), version))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
 }
 
 func memberID(v etcdView, name string) uint64 {
@@ -489,6 +530,14 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 		}
 	}
 	e.waitConverged("after rejected changes", 3, "3.6.16", time.Minute)
+
+	// A healthy cluster costs no operator writes: over more than one health
+	// check interval (30 s) neither the EtcdCluster nor its objects change.
+	before := e.resourceVersions(ctx)
+	time.Sleep(40 * time.Second)
+	if after := e.resourceVersions(ctx); after != before {
+		t.Errorf("objects changed while the cluster was healthy and idle:\n%s\n->\n%s", before, after)
+	}
 
 	// Deleting the EtcdCluster (reclaimPolicy Retain, the default) takes
 	// its pods and Services and keeps its data.
