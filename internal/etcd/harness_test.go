@@ -66,7 +66,7 @@ func etcdBinaries(t *testing.T) map[string]string {
 		}
 	}
 	if _, err := os.Stat(bins["3.6.16"]); err != nil {
-		t.Skipf("no etcd binary (make testbed builds bin/etcd): %v", err)
+		t.Fatalf("no etcd binary (make testbed builds bin/etcd; make test does): %v", err)
 	}
 	return bins
 }
@@ -78,7 +78,7 @@ func newLocalCluster(t *testing.T, version string) *localCluster {
 	}
 	bins := etcdBinaries(t)
 	if bins[version] == "" {
-		t.Skipf("no etcd %s binary (make images builds bin/etcd-v3.5.35/etcd, or set OPSMITH_ETCD35)", version)
+		t.Fatalf("no etcd %s binary (make images builds bin/etcd-v3.5.35/etcd, and make test does; or set OPSMITH_ETCD35)", version)
 	}
 	l := &localCluster{t: t, dir: t.TempDir(), bins: bins, version: version,
 		ports: map[string][2]int{}, procs: map[string]*localPod{}}

@@ -207,7 +207,7 @@ func assertOwner(t *testing.T, path string, uid int) {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("running an image's programs needs chroot, so root")
+		t.Fatal("running an image's programs needs chroot, so root (make test runs as root; make test-unit skips these tests)")
 	}
 }
 
@@ -379,7 +379,7 @@ func TestPauseReapsOrphans(t *testing.T) {
 	requireRoot(t)
 	nsenter, err := exec.LookPath("nsenter")
 	if err != nil {
-		t.Skip("nsenter (util-linux) is not installed")
+		t.Fatal("nsenter (util-linux, essential in Debian) is not installed")
 	}
 	cmd := command(root, "/", nil, "/pause")
 	cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -74,6 +75,24 @@ func Apply(ctx context.Context, c client.Client, objs ...*unstructured.Unstructu
 		}
 	}
 	return nil
+}
+
+// CRDClient returns an uncached admin client of c whose scheme has the
+// built-in kinds and those addToScheme adds, after installing the
+// project's generated CRDs (config/crd/bases): what admission tests of the
+// API types need.
+func CRDClient(ctx context.Context, c *Cluster, addToScheme ...func(*runtime.Scheme) error) (client.Client, error) {
+	s := runtime.NewScheme()
+	for _, add := range append([]func(*runtime.Scheme) error{clientgoscheme.AddToScheme}, addToScheme...) {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	k8s, err := client.New(c.Config, client.Options{Scheme: s})
+	if err != nil {
+		return nil, err
+	}
+	return k8s, InstallCRDs(ctx, k8s, filepath.Join(RepoRoot(), "config", "crd", "bases"))
 }
 
 // InstallCRDs applies the CustomResourceDefinitions in dir (other objects

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -369,7 +370,7 @@ func (c *Cluster) importImages(ctx context.Context) error {
 	}
 	havePause := false
 	for _, img := range imgs {
-		if len(c.opts.Images) > 0 && !containsString(c.opts.Images, img.Ref) && img.Ref != PauseImage {
+		if len(c.opts.Images) > 0 && !slices.Contains(c.opts.Images, img.Ref) && img.Ref != PauseImage {
 			continue
 		}
 		havePause = havePause || img.Ref == PauseImage
@@ -383,15 +384,6 @@ func (c *Cluster) importImages(ctx context.Context) error {
 		return fmt.Errorf("%s lists no %s image: run `make images`", c.imageIndex(), PauseImage)
 	}
 	return nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func writeCNIConfig(nodeDir string) error {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -551,7 +552,7 @@ func (c *Cluster) LeftoverProcesses() []string {
 	}
 	if c.node != nil {
 		for _, cg := range kubepodsCgroups() {
-			if _, err := os.Stat(cg); err == nil && containsString(c.node.state.NewCgroups, cg) {
+			if _, err := os.Stat(cg); err == nil && slices.Contains(c.node.state.NewCgroups, cg) {
 				out = append(out, "cgroup "+cg)
 			}
 		}

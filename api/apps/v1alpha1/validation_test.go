@@ -9,8 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,19 +23,9 @@ import (
 var k8s client.Client
 
 func TestMain(m *testing.M) {
-	os.Exit(testbed.RunMain(m, testbed.Options{Mode: testbed.APIServer}, func(ctx context.Context, c *testbed.Cluster) error {
-		s := runtime.NewScheme()
-		if err := clientgoscheme.AddToScheme(s); err != nil {
-			return err
-		}
-		if err := appsv1alpha1.AddToScheme(s); err != nil {
-			return err
-		}
-		var err error
-		if k8s, err = client.New(c.Config, client.Options{Scheme: s}); err != nil {
-			return err
-		}
-		return testbed.InstallCRDs(ctx, k8s, filepath.Join(testbed.RepoRoot(), "config", "crd", "bases"))
+	os.Exit(testbed.RunMain(m, testbed.Options{Mode: testbed.APIServer}, func(ctx context.Context, c *testbed.Cluster) (err error) {
+		k8s, err = testbed.CRDClient(ctx, c, appsv1alpha1.AddToScheme)
+		return err
 	}))
 }
 
