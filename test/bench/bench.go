@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,8 +58,22 @@ type Config struct {
 	// ScaleBudget bounds the time of the scale step: no step starts that
 	// would, at the pace of the one before, end after it. 0: no bound.
 	ScaleBudget time.Duration
-	Log         io.Writer
+	// Steps, when not empty, limits the run to the steps named (see
+	// StepNames), for tuning; a report of a partial run says which ran.
+	Steps []string
+	// ProfileDir, when set, receives CPU profiles of the API server and of
+	// the operator, taken back to back while each step runs
+	// (<step>-<component>-<k>.pb.gz; merge them with go tool pprof).
+	ProfileDir string
+	// ClusterDir, when set, is where the simulated cluster keeps its data
+	// and logs (the API server's audit log among them); it is left in
+	// place after the run, for analysis.
+	ClusterDir string
+	Log        io.Writer
 }
+
+// StepNames are the steps of a run, in order.
+var StepNames = []string{"baseline", "converge", "idle", "memory", "spec-change", "restart", "scale"}
 
 // Report is the outcome of a run. Durations are in seconds.
 type Report struct {
@@ -90,6 +104,16 @@ type Report struct {
 		// OperatorCPUSeconds is the CPU time the operator process used
 		// while converging.
 		OperatorCPUSeconds float64 `json:"operator_cpu_seconds"`
+		// BaselineMachineBusy and OperatorMachineBusy are the fractions of
+		// the machine's CPU time (all cores, every process) that was busy
+		// while each side converged: near 1, the side was bound by the CPU
+		// the whole cluster shares; well below, by waiting.
+		BaselineMachineBusy float64 `json:"baseline_machine_cpu_busy"`
+		OperatorMachineBusy float64 `json:"operator_machine_cpu_busy"`
+		// BaselineCPU and OperatorCPU are the CPU seconds each process of
+		// the cluster (and the operator) used while each side converged.
+		BaselineCPU map[string]float64 `json:"baseline_cpu_seconds_by_process"`
+		OperatorCPU map[string]float64 `json:"operator_cpu_seconds_by_process"`
 	} `json:"convergence"`
 	Idle struct {
 		Traffic
@@ -126,6 +150,8 @@ type Report struct {
 	// Failed names the step that failed, when one did; the figures of the
 	// steps before it are still valid.
 	Failed string `json:"failed_step,omitempty"`
+	// Steps lists the steps that ran when not all of them did.
+	Steps  []string `json:"steps,omitempty"`
 	Memory struct {
 		// Ready is the memory with every benchmark resource ready.
 		Ready Memory `json:"ready"`
@@ -148,6 +174,8 @@ type run struct {
 	cfg     Config
 	cluster *testbed.Cluster
 	k8s     client.Client
+	// watcher watches for readiness, with the same identity as k8s.
+	watcher client.WithWatch
 	mgr     *operator.Manager
 	report  *Report
 	token   string
@@ -158,7 +186,12 @@ type run struct {
 // Run performs the whole benchmark and returns its report. When a step
 // fails, the report holds the figures of the steps before it.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	c, err := testbed.Start(ctx, testbed.Options{Mode: testbed.Simulated, Nodes: cfg.Nodes, Audit: true, Log: cfg.Log})
+	for _, name := range cfg.Steps {
+		if !slices.Contains(StepNames, name) {
+			return nil, fmt.Errorf("unknown step %q (steps: %s)", name, strings.Join(StepNames, ", "))
+		}
+	}
+	c, err := testbed.Start(ctx, testbed.Options{Mode: testbed.Simulated, Dir: cfg.ClusterDir, Nodes: cfg.Nodes, Audit: true, Profiling: cfg.ProfileDir != "", Log: cfg.Log})
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +204,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{cfg: cfg, cluster: c, k8s: k8s, report: &Report{N: cfg.N, Date: time.Now().UTC().Format(time.RFC3339), LoadStart: loadAverage()}, token: c.Config.BearerToken}
+	watcher, err := client.NewWithWatch(rc, client.Options{Scheme: manager.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, cluster: c, k8s: k8s, watcher: watcher, report: &Report{N: cfg.N, Date: time.Now().UTC().Format(time.RFC3339), LoadStart: loadAverage()}, token: c.Config.BearerToken}
 	defer func() { r.report.LoadEnd = loadAverage() }()
 	defaults := manager.DefaultOptions()
 	r.report.Config.Workers = cfg.Workers
@@ -192,23 +229,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := r.startManager(ctx, "manager"); err != nil {
 		return nil, err
 	}
-	steps := []struct {
-		name string
-		f    func(context.Context) error
-	}{
-		{"baseline convergence", r.baseline},
-		{"operator convergence", r.converge},
-		{"idle writes", r.idle},
-		{"memory", r.memory},
-		{"spec change", r.specChange},
-		{"restart", r.restart},
-		{"scale", r.scale},
+	steps := map[string]func(context.Context) error{
+		"baseline": r.baseline, "converge": r.converge, "idle": r.idle, "memory": r.memory,
+		"spec-change": r.specChange, "restart": r.restart, "scale": r.scale,
 	}
-	for _, s := range steps {
-		r.logf("bench: %s", s.name)
-		if err := s.f(ctx); err != nil {
-			r.report.Failed = s.name
-			return r.report, fmt.Errorf("%s: %w", s.name, err)
+	r.report.Steps = cfg.Steps
+	for _, name := range StepNames {
+		if len(cfg.Steps) > 0 && !slices.Contains(cfg.Steps, name) {
+			continue
+		}
+		r.logf("bench: %s", name)
+		stopProfiling := r.profile(ctx, name)
+		err := steps[name](ctx)
+		stopProfiling()
+		if err != nil {
+			r.report.Failed = name
+			return r.report, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	failed = false
@@ -270,74 +306,6 @@ func (r *run) parallel(n int, f func(i int) error) error {
 	default:
 		return nil
 	}
-}
-
-// readiness tracks when each of a set of resources was created and first
-// seen ready.
-type readiness struct {
-	mu      sync.Mutex
-	created map[string]time.Time
-	ready   map[string]time.Time
-}
-
-func newReadiness() *readiness {
-	return &readiness{created: map[string]time.Time{}, ready: map[string]time.Time{}}
-}
-
-func (rd *readiness) markCreated(key string) {
-	rd.mu.Lock()
-	defer rd.mu.Unlock()
-	rd.created[key] = time.Now()
-}
-
-// pollInterval is how often readiness is polled, on both sides. Each poll
-// lists every resource of a side, which costs the API server; once a
-// second keeps that small next to what is measured (minutes) while
-// resolving latencies to a second.
-const pollInterval = time.Second
-
-// waitAll polls ready (which returns the keys ready now) until every key
-// is ready, and returns the time from start to the last one.
-func (rd *readiness) waitAll(ctx context.Context, start time.Time, total int, timeout time.Duration, ready func(context.Context) ([]string, error)) (float64, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		keys, err := ready(ctx)
-		if err != nil {
-			return 0, err
-		}
-		now := time.Now()
-		rd.mu.Lock()
-		for _, k := range keys {
-			if _, seen := rd.ready[k]; !seen {
-				rd.ready[k] = now
-			}
-		}
-		n := len(rd.ready)
-		rd.mu.Unlock()
-		if n >= total {
-			return now.Sub(start).Seconds(), nil
-		}
-		if now.After(deadline) {
-			return 0, fmt.Errorf("%d of %d ready after %s", n, total, timeout)
-		}
-		time.Sleep(pollInterval)
-	}
-}
-
-// percentiles of create-to-ready latency, in seconds.
-func (rd *readiness) percentiles() (p50, p99 float64) {
-	var d []float64
-	for k, r := range rd.ready {
-		if c, ok := rd.created[k]; ok {
-			d = append(d, r.Sub(c).Seconds())
-		}
-	}
-	if len(d) == 0 {
-		return 0, 0
-	}
-	sort.Float64s(d)
-	at := func(q float64) float64 { return d[min(len(d)-1, int(q*float64(len(d))))] }
-	return at(0.50), at(0.99)
 }
 
 func (r *run) timeout() time.Duration { return 5*time.Minute + time.Duration(r.cfg.N)*time.Second }
@@ -427,6 +395,77 @@ func cpuSeconds(pid int) (float64, error) {
 		return 0, err
 	}
 	return (utime + stime) / clockTicks, nil
+}
+
+// machineCPU reads the machine's CPU time counters (all cores): busy and
+// total, in USER_HZ ticks.
+func machineCPU() (busy, total float64, err error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("unexpected /proc/stat: %q", line)
+	}
+	for i, v := range f[1:] {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, 0, err
+		}
+		// guest and guest_nice (fields 9 and 10) are included in user and nice.
+		if i >= 8 {
+			break
+		}
+		total += x
+		// idle and iowait are fields 4 and 5.
+		if i != 3 && i != 4 {
+			busy += x
+		}
+	}
+	return busy, total, nil
+}
+
+// cpuMeter measures, from its start, the busy fraction of the machine's
+// CPU and the CPU time of each component of the cluster and of the
+// operator.
+type cpuMeter struct {
+	busy, total float64
+	pids        map[string]int
+	start       map[string]float64
+}
+
+func (r *run) startCPUMeter() *cpuMeter {
+	m := &cpuMeter{pids: r.cluster.Components(), start: map[string]float64{}}
+	if _, ok := m.pids["manager"]; !ok {
+		m.pids["manager"] = r.mgr.Pid()
+	}
+	m.busy, m.total, _ = machineCPU()
+	for name, pid := range m.pids {
+		m.start[name], _ = cpuSeconds(pid)
+	}
+	return m
+}
+
+// fraction is the machine's busy fraction since the start.
+func (m *cpuMeter) fraction() float64 {
+	b, t, err := machineCPU()
+	if err != nil || t <= m.total {
+		return 0
+	}
+	return (b - m.busy) / (t - m.total)
+}
+
+// perProcess is the CPU seconds each process used since the start.
+func (m *cpuMeter) perProcess() map[string]float64 {
+	out := map[string]float64{}
+	for name, pid := range m.pids {
+		if s, err := cpuSeconds(pid); err == nil {
+			out[name] = s - m.start[name]
+		}
+	}
+	return out
 }
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times, 100 on

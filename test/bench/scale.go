@@ -51,33 +51,29 @@ func (r *run) scale(ctx context.Context) error {
 			return err
 		}
 		rd := newReadiness()
+		err := rd.watch(ctx, r.watcher, ns, func() client.ObjectList { return &appsv1alpha1.MicroServiceDeployList{} }, func(o client.Object) (string, bool) {
+			m, ok := o.(*appsv1alpha1.MicroServiceDeploy)
+			return o.GetName(), ok && m.Status.Phase == appsv1alpha1.PhaseRunning
+		})
+		if err != nil {
+			return err
+		}
 		start := time.Now()
 		first := total
-		err := r.parallel(add, func(i int) error {
+		err = r.parallel(add, func(i int) error {
 			m := microServiceDeploy(ns, first+i)
 			m.SetUID("")
+			rd.creating(m.Name)
 			if err := r.k8s.Create(ctx, m); err != nil {
 				return err
 			}
-			rd.markCreated(m.Name)
+			rd.created(m.Name)
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		secs, err := rd.waitAll(ctx, start, add, r.timeout(), func(ctx context.Context) ([]string, error) {
-			ms := &appsv1alpha1.MicroServiceDeployList{}
-			if err := r.k8s.List(ctx, ms, client.InNamespace(ns)); err != nil {
-				return nil, err
-			}
-			var ready []string
-			for _, m := range ms.Items {
-				if m.Status.Phase == appsv1alpha1.PhaseRunning {
-					ready = append(ready, m.Name)
-				}
-			}
-			return ready, nil
-		})
+		secs, err := rd.waitAll(ctx, start, add, r.timeout())
 		if err != nil {
 			return fmt.Errorf("step %d: %w", k+1, err)
 		}

@@ -3,14 +3,19 @@ package bench
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -54,55 +59,99 @@ func (r *run) baseline(ctx context.Context) error {
 	}
 	quota := microservice.ResourceQuota(baselineNS, all)
 	quota.OwnerReferences = nil
+	ipsBefore, err := r.serviceIPs(ctx)
+	if err != nil {
+		return err
+	}
 	rd := newReadiness()
+	if err := rd.watch(ctx, r.watcher, baselineNS, func() client.ObjectList { return &appsv1.DeploymentList{} }, baselineReady); err != nil {
+		return err
+	}
+	busy := r.startCPUMeter()
 	start := time.Now()
 	for _, obj := range []runtime.ApplyConfiguration{microservice.PriorityClass(), quota} {
 		if err := r.k8s.Apply(ctx, obj, client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
 			return err
 		}
 	}
-	err := r.parallel(2*n, func(j int) error {
+	err = r.parallel(2*n, func(j int) error {
+		key := fmt.Sprint(j%2, "/", j/2)
+		rd.creating(key)
 		objs := baselineObjects(j / 2)[j%2]
 		for _, obj := range objs {
 			if err := r.k8s.Apply(ctx, obj, client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
 				return err
 			}
 		}
-		rd.markCreated(fmt.Sprint(j%2, "/", j/2))
+		rd.created(key)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	secs, err := rd.waitAll(ctx, start, 2*n, r.timeout(), func(ctx context.Context) ([]string, error) {
-		deps := &appsv1.DeploymentList{}
-		if err := r.k8s.List(ctx, deps, client.InNamespace(baselineNS)); err != nil {
-			return nil, err
-		}
-		var ready []string
-		for _, d := range deps.Items {
-			if d.Status.ReadyReplicas == ptr.Deref(d.Spec.Replicas, 1) && d.Status.ObservedGeneration >= d.Generation {
-				var i int
-				kind := 0
-				if _, err := fmt.Sscanf(d.Name, "app-%05d", &i); err != nil {
-					kind = 1
-					if _, err := fmt.Sscanf(d.Name, "ms-%05d-v1s0", &i); err != nil {
-						continue
-					}
-				}
-				ready = append(ready, fmt.Sprint(kind, "/", i))
-			}
-		}
-		return ready, nil
-	})
+	secs, err := rd.waitAll(ctx, start, 2*n, r.timeout())
 	if err != nil {
 		return err
 	}
 	rep := &r.report.Convergence
 	rep.BaselineSeconds = secs
+	rep.BaselineMachineBusy = busy.fraction()
+	rep.BaselineCPU = busy.perProcess()
 	rep.BaselineP50, rep.BaselineP99 = rd.percentiles()
-	r.logf("bench: baseline: %d resources ready in %.1fs", 2*n, secs)
+	r.logf("bench: baseline: %d resources ready in %.1fs (machine CPU %.0f%% busy)", 2*n, secs, 100*rep.BaselineMachineBusy)
+	return r.removeBaseline(ctx, ipsBefore)
+}
+
+// baselineReady keys a baseline Deployment whose pods are all ready.
+func baselineReady(obj client.Object) (string, bool) {
+	d, ok := obj.(*appsv1.Deployment)
+	if !ok || d.Status.ReadyReplicas != ptr.Deref(d.Spec.Replicas, 1) || d.Status.ObservedGeneration < d.Generation {
+		return "", false
+	}
+	var i int
+	if _, err := fmt.Sscanf(d.Name, "app-%05d", &i); err == nil {
+		return fmt.Sprint(0, "/", i), true
+	}
+	if _, err := fmt.Sscanf(d.Name, "ms-%05d-v1s0", &i); err == nil {
+		return fmt.Sprint(1, "/", i), true
+	}
+	return "", false
+}
+
+// removeBaseline deletes the baseline's namespace and waits until it and
+// the cluster IPs of its Services are gone, so that the operator converges
+// on a cluster in the state the baseline found. This matters for fairness:
+// the API server's cluster IP allocator counts every allocated address
+// (a list of all IPAddress objects) on each Service create and delete, so
+// a Service create costs more the more Services exist, and the side that
+// ran second would pay for the first side's Services.
+func (r *run) removeBaseline(ctx context.Context, ips int) error {
+	from := time.Now()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: baselineNS}}
+	if err := r.k8s.Delete(ctx, ns); err != nil {
+		return err
+	}
+	err := wait.PollUntilContextTimeout(ctx, time.Second, r.timeout(), true, func(ctx context.Context) (bool, error) {
+		if err := r.k8s.Get(ctx, client.ObjectKeyFromObject(ns), ns); !apierrors.IsNotFound(err) {
+			return false, client.IgnoreNotFound(err)
+		}
+		n, err := r.serviceIPs(ctx)
+		return n <= ips, err
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the baseline namespace to go: %w", err)
+	}
+	r.logf("bench: baseline namespace and its cluster IPs gone after %.1fs", time.Since(from).Seconds())
 	return nil
+}
+
+// serviceIPs counts the cluster IPs allocated to Services.
+func (r *run) serviceIPs(ctx context.Context) (int, error) {
+	l := &networkingv1.IPAddressList{}
+	if err := r.k8s.List(ctx, l); err != nil {
+		return 0, err
+	}
+	return len(l.Items), nil
 }
 
 // converge creates N AppServices and N MicroServiceDeploys and waits until
@@ -110,10 +159,14 @@ func (r *run) baseline(ctx context.Context) error {
 func (r *run) converge(ctx context.Context) error {
 	n := r.cfg.N
 	rd := newReadiness()
+	if err := r.watchOperatorReady(ctx, rd, operatorNS); err != nil {
+		return err
+	}
 	cpu0, err := cpuSeconds(r.mgr.Pid())
 	if err != nil {
 		return err
 	}
+	busy := r.startCPUMeter()
 	start := time.Now()
 	err = r.parallel(2*n, func(j int) error {
 		var obj client.Object = appService(operatorNS, j/2)
@@ -121,23 +174,29 @@ func (r *run) converge(ctx context.Context) error {
 			obj = microServiceDeploy(operatorNS, j/2)
 		}
 		obj.SetUID("")
+		key := fmt.Sprint(j%2, "/", j/2)
+		rd.creating(key)
 		if err := r.k8s.Create(ctx, obj); err != nil {
 			return err
 		}
-		rd.markCreated(fmt.Sprint(j%2, "/", j/2))
+		rd.created(key)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	secs, err := rd.waitAll(ctx, start, 2*n, r.timeout(), r.operatorReady)
+	secs, err := rd.waitAll(ctx, start, 2*n, r.timeout())
 	if err != nil {
 		return err
 	}
 	rep := &r.report.Convergence
 	rep.OperatorSeconds = secs
+	rep.OperatorMachineBusy = busy.fraction()
+	rep.OperatorCPU = busy.perProcess()
 	rep.OperatorP50, rep.OperatorP99 = rd.percentiles()
-	rep.Ratio = secs / rep.BaselineSeconds
+	if rep.BaselineSeconds > 0 {
+		rep.Ratio = secs / rep.BaselineSeconds
+	}
 	if rep.OperatorTraffic, err = r.traffic(start, time.Now()); err != nil {
 		return err
 	}
@@ -149,6 +208,8 @@ func (r *run) converge(ctx context.Context) error {
 	rep.OperatorCPUSeconds = cpu1 - cpu0
 	r.logf("bench: operator: %d resources ready in %.1fs (baseline %.1fs, ratio %.2f); p50 %.1fs p99 %.1fs (baseline %.1fs %.1fs)",
 		2*n, secs, rep.BaselineSeconds, rep.Ratio, rep.OperatorP50, rep.OperatorP99, rep.BaselineP50, rep.BaselineP99)
+	r.logf("bench: machine CPU busy while converging: operator %.0f%%, baseline %.0f%%", 100*rep.OperatorMachineBusy, 100*rep.BaselineMachineBusy)
+	r.logf("bench: CPU seconds by process while converging: operator side %s; baseline side %s", formatCPU(rep.OperatorCPU), formatCPU(rep.BaselineCPU))
 	r.logf("bench: operator while converging: %.1f s CPU, %.1f writes per resource [%s], reads [%s]",
 		rep.OperatorCPUSeconds, rep.WritesPerResource, rep.OperatorTraffic.Writes, rep.OperatorTraffic.Reads)
 	return nil
@@ -218,36 +279,38 @@ func (r *run) memory(ctx context.Context) error {
 // their Deployments carry it.
 func (r *run) specChange(ctx context.Context) error {
 	k := min(r.cfg.Changed, r.cfg.N)
+	rd := newReadiness()
+	err := rd.watch(ctx, r.watcher, operatorNS, func() client.ObjectList { return &appsv1alpha1.AppServiceList{} }, func(o client.Object) (string, bool) {
+		a, ok := o.(*appsv1alpha1.AppService)
+		if !ok {
+			return "", false
+		}
+		pr := meta.FindStatusCondition(a.Status.Conditions, appsv1alpha1.ConditionProgressing)
+		return a.Name, a.Spec.Image == "registry.local/app:2" && a.Status.ObservedGeneration == a.Generation &&
+			pr != nil && pr.Reason == appservice.ReasonRolloutComplete && conditionTrue(a.Status.Conditions, appsv1alpha1.ConditionAvailable)
+	})
+	if err != nil {
+		return err
+	}
 	from := time.Now()
-	err := r.parallel(k, func(i int) error {
-		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err = r.parallel(k, func(i int) error {
+		name := fmt.Sprintf("app-%05d", i)
+		rd.creating(name)
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			as := &appsv1alpha1.AppService{}
-			if err := r.k8s.Get(ctx, client.ObjectKey{Namespace: operatorNS, Name: fmt.Sprintf("app-%05d", i)}, as); err != nil {
+			if err := r.k8s.Get(ctx, client.ObjectKey{Namespace: operatorNS, Name: name}, as); err != nil {
 				return err
 			}
 			as.Spec.Image = "registry.local/app:2"
 			return r.k8s.Update(ctx, as)
 		})
+		rd.created(name)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	rd := newReadiness()
-	if _, err := rd.waitAll(ctx, from, k, r.timeout(), func(ctx context.Context) ([]string, error) {
-		as := &appsv1alpha1.AppServiceList{}
-		if err := r.k8s.List(ctx, as, client.InNamespace(operatorNS)); err != nil {
-			return nil, err
-		}
-		var done []string
-		for _, a := range as.Items {
-			pr := meta.FindStatusCondition(a.Status.Conditions, appsv1alpha1.ConditionProgressing)
-			if a.Spec.Image == "registry.local/app:2" && a.Status.ObservedGeneration == a.Generation &&
-				pr != nil && pr.Reason == appservice.ReasonRolloutComplete && conditionTrue(a.Status.Conditions, appsv1alpha1.ConditionAvailable) {
-				done = append(done, a.Name)
-			}
-		}
-		return done, nil
-	}); err != nil {
+	if _, err := rd.waitAll(ctx, from, k, r.timeout()); err != nil {
 		return err
 	}
 	time.Sleep(3 * time.Second)
@@ -309,30 +372,47 @@ func (r *run) restart(ctx context.Context) error {
 	return nil
 }
 
-// operatorReady returns the resources of the operator's side that report
-// ready: AppServices Available at their size, MicroServiceDeploys Running.
-func (r *run) operatorReady(ctx context.Context) ([]string, error) {
-	var ready []string
-	as := &appsv1alpha1.AppServiceList{}
-	if err := r.k8s.List(ctx, as, client.InNamespace(operatorNS)); err != nil {
-		return nil, err
-	}
-	for _, a := range as.Items {
+// watchOperatorReady watches the resources of the operator's side in ns
+// for readiness: AppServices Available at their size, MicroServiceDeploys
+// Running.
+func (r *run) watchOperatorReady(ctx context.Context, rd *readiness, ns string) error {
+	if err := rd.watch(ctx, r.watcher, ns, func() client.ObjectList { return &appsv1alpha1.AppServiceList{} }, func(o client.Object) (string, bool) {
+		a, ok := o.(*appsv1alpha1.AppService)
 		var i int
-		if _, err := fmt.Sscanf(a.Name, "app-%05d", &i); err == nil && conditionTrue(a.Status.Conditions, appsv1alpha1.ConditionAvailable) &&
-			a.Status.ObservedGeneration == a.Generation && a.Status.ReadyReplicas == ptr.Deref(a.Spec.Size, 0) {
-			ready = append(ready, fmt.Sprint(0, "/", i))
+		if !ok || !conditionTrue(a.Status.Conditions, appsv1alpha1.ConditionAvailable) || a.Status.ObservedGeneration != a.Generation ||
+			a.Status.ReadyReplicas != ptr.Deref(a.Spec.Size, 0) {
+			return "", false
 		}
+		if _, err := fmt.Sscanf(a.Name, "app-%05d", &i); err != nil {
+			return "", false
+		}
+		return fmt.Sprint(0, "/", i), true
+	}); err != nil {
+		return err
 	}
-	ms := &appsv1alpha1.MicroServiceDeployList{}
-	if err := r.k8s.List(ctx, ms, client.InNamespace(operatorNS)); err != nil {
-		return nil, err
-	}
-	for _, m := range ms.Items {
+	return rd.watch(ctx, r.watcher, ns, func() client.ObjectList { return &appsv1alpha1.MicroServiceDeployList{} }, func(o client.Object) (string, bool) {
+		m, ok := o.(*appsv1alpha1.MicroServiceDeploy)
 		var i int
-		if _, err := fmt.Sscanf(m.Name, "ms-%05d-v1s0", &i); err == nil && m.Status.Phase == appsv1alpha1.PhaseRunning {
-			ready = append(ready, fmt.Sprint(1, "/", i))
+		if !ok || m.Status.Phase != appsv1alpha1.PhaseRunning {
+			return "", false
 		}
+		if _, err := fmt.Sscanf(m.Name, "ms-%05d-v1s0", &i); err != nil {
+			return "", false
+		}
+		return fmt.Sprint(1, "/", i), true
+	})
+}
+
+// formatCPU lists CPU seconds by process, largest first.
+func formatCPU(m map[string]float64) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
 	}
-	return ready, nil
+	sort.Slice(names, func(i, j int) bool { return m[names[i]] > m[names[j]] })
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %.1f", n, m[n])
+	}
+	return strings.Join(parts, ", ")
 }

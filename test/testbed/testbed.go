@@ -66,6 +66,9 @@ type Options struct {
 	// Audit makes the API server write an audit log (metadata of every
 	// request) to Cluster.AuditLog, for measuring what clients send.
 	Audit bool
+	// Profiling serves net/http/pprof on the API server (/debug/pprof,
+	// cluster administrators only), for finding where its time goes.
+	Profiling bool
 	// Images limits the local images (refs listed in bin/images/images.json)
 	// imported into a real node's containerd; empty imports all of them.
 	Images []string
@@ -295,7 +298,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		"--service-cluster-ip-range=" + serviceCIDR,
 		"--service-node-port-range=30000-32767",
 		"--allow-privileged=true",
-		"--profiling=false",
+		"--profiling=" + fmt.Sprint(c.opts.Profiling),
 		"--v=1",
 	}, append(netArgs, auditArgs...)...)...); err != nil {
 		return err
@@ -466,6 +469,15 @@ func (c *Cluster) Pids() []int {
 	pids := make([]int, 0, len(c.procs))
 	for _, p := range c.procs {
 		pids = append(pids, p.Pid())
+	}
+	return pids
+}
+
+// Components returns the process ID of each running component by name.
+func (c *Cluster) Components() map[string]int {
+	pids := make(map[string]int, len(c.procs))
+	for _, p := range c.procs {
+		pids[p.Name] = p.Pid()
 	}
 	return pids
 }

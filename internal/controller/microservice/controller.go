@@ -416,7 +416,7 @@ func (r *Reconciler) applyShared(ctx context.Context, kind string, desired runti
 // creations costs a few quota writes instead of one per instance. Checks
 // that found the quota right are remembered by resourceVersion, so that
 // the thousands of reconciles of a large namespace do not rebuild and
-// compare an object with thousands of owner references every time.
+// compare a quota that lists thousands of instances every time.
 func (r *Reconciler) reconcileQuota(ctx context.Context, in *instance) error {
 	pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: PriorityClassName}}
 	if blocked, err := r.applyShared(ctx, "PriorityClass", PriorityClass(), pc, madeByOpsmith); blocked != nil || err != nil {
@@ -454,21 +454,18 @@ func (r *Reconciler) reconcileQuota(ctx context.Context, in *instance) error {
 
 // quotaToCheck returns the instances for which the live quota must be
 // exactly right for m to need no quota write: every live instance when it
-// names them all; when some are missing (being added), those it names, if
-// m is one of them; nil when m is not covered and the quota must be
-// written.
+// covers them all (its QuotaCoversAnnotation); when some are missing (being
+// added), those it covers, if m is one of them; nil when m is not covered
+// and the quota must be written.
 func quotaToCheck(quota *corev1.ResourceQuota, m *appsv1alpha1.MicroServiceDeploy, instances []*appsv1alpha1.MicroServiceDeploy) []*appsv1alpha1.MicroServiceDeploy {
-	owners := make(map[types.UID]bool, len(quota.OwnerReferences))
-	for _, ref := range quota.OwnerReferences {
-		owners[ref.UID] = true
-	}
+	covered := quotaCovers(quota)
 	named := make([]*appsv1alpha1.MicroServiceDeploy, 0, len(instances))
 	for _, o := range instances {
-		if owners[o.UID] {
+		if covered[QuotaKey(o)] {
 			named = append(named, o)
 		}
 	}
-	if len(named) < len(instances) && !owners[m.UID] {
+	if len(named) < len(instances) && !covered[QuotaKey(m)] {
 		return nil
 	}
 	return named

@@ -3,6 +3,7 @@ package microservice_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -587,8 +588,8 @@ func TestRefusesToTakeOverAForeignRoute(t *testing.T) {
 
 // TestQuotaCoversABurst: instances created all at once share quota writes
 // (each writes the quota for every instance it sees, and an instance the
-// quota already covers writes none), and in the end the quota names and
-// sums every one of them.
+// quota already covers writes none), and in the end the quota covers and
+// sums every one of them, owned by a few.
 func TestQuotaCoversABurst(t *testing.T) {
 	ctx := context.Background()
 	ns := testbed.Namespace(t, suite.Client)
@@ -623,8 +624,12 @@ func TestQuotaCoversABurst(t *testing.T) {
 		if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: microservice.QuotaName}, q); err != nil {
 			return err
 		}
-		if len(q.OwnerReferences) != n {
-			return fmt.Errorf("quota names %d owners", len(q.OwnerReferences))
+		if covers := strings.Split(q.Annotations[microservice.QuotaCoversAnnotation], ","); len(covers) != n {
+			return fmt.Errorf("quota covers %d instances: %v", len(covers), covers)
+		}
+		// A few owners, not one per instance: the object stays small.
+		if len(q.OwnerReferences) != 3 {
+			return fmt.Errorf("quota has %d owners, want 3", len(q.OwnerReferences))
 		}
 		if pods := q.Spec.Hard[corev1.ResourcePods]; pods.Value() != n*3 { // 2 replicas + 1 surge each
 			return fmt.Errorf("quota pods %s, want %d", pods.String(), n*3)

@@ -1,7 +1,10 @@
 package microservice
 
 import (
+	"fmt"
+	"hash/fnv"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -106,17 +109,62 @@ func QuotaHard(instances []*appsv1alpha1.MicroServiceDeploy) corev1.ResourceList
 	return hard
 }
 
-// ResourceQuota builds the namespace's quota, owned by every instance in it
-// so that it goes away with the last one.
+// QuotaCoversAnnotation lists, on the namespace quota, the instances its
+// size covers: a short digest of each one's UID (QuotaKey), sorted and
+// comma-separated.
+const QuotaCoversAnnotation = "opsmith.io/quota-covers"
+
+// quotaOwners is how many instances own the quota (the first ones by
+// name). The quota is garbage collected once all of them are gone; while
+// other instances remain, the next reconcile of one of them applies it
+// again, owned by the instances that are left. Naming every instance as an
+// owner would make the quota grow with the namespace: a status update
+// (one per pod the quota admits) then rewrites and re-merges thousands of
+// owner references, and at some thousands of instances the object would
+// exceed the API server's size limit.
+const quotaOwners = 3
+
+// QuotaKey is the digest of an instance's UID that the quota's coverage
+// annotation holds: 48 bits of its FNV-1a hash, 12 hex digits. Two
+// instances of a namespace sharing a key (odds of about n²/2⁴⁹) would at
+// worst make one of them skip a quota write that the next reconcile of a
+// namespace whose every instance looks covered then makes, since the quota
+// is then compared with the one built for all of them.
+func QuotaKey(m *appsv1alpha1.MicroServiceDeploy) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(m.UID))
+	return fmt.Sprintf("%012x", h.Sum64()>>16)
+}
+
+// quotaCovers reads the keys of the instances a live quota covers.
+func quotaCovers(quota *corev1.ResourceQuota) map[string]bool {
+	covered := map[string]bool{}
+	for _, k := range strings.Split(quota.Annotations[QuotaCoversAnnotation], ",") {
+		if k != "" {
+			covered[k] = true
+		}
+	}
+	return covered
+}
+
+// ResourceQuota builds the namespace's quota for instances: sized for all
+// of them, naming them in its coverage annotation, and owned by the first
+// few so that it goes away with the last one.
 func ResourceQuota(namespace string, instances []*appsv1alpha1.MicroServiceDeploy) *corev1ac.ResourceQuotaApplyConfiguration {
 	sorted := append([]*appsv1alpha1.MicroServiceDeploy(nil), instances...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	owners := make([]*metav1ac.OwnerReferenceApplyConfiguration, 0, len(sorted))
-	for _, m := range sorted {
+	owners := make([]*metav1ac.OwnerReferenceApplyConfiguration, 0, quotaOwners)
+	for _, m := range sorted[:min(len(sorted), quotaOwners)] {
 		owners = append(owners, ownerReference(m, false))
 	}
+	keys := make([]string, len(sorted))
+	for i, m := range sorted {
+		keys[i] = QuotaKey(m)
+	}
+	sort.Strings(keys)
 	return corev1ac.ResourceQuota(QuotaName, namespace).
 		WithLabels(map[string]string{apply.LabelManagedBy: apply.ManagedByValue, "app.kubernetes.io/component": "microservice-quota"}).
+		WithAnnotations(map[string]string{QuotaCoversAnnotation: strings.Join(keys, ",")}).
 		WithOwnerReferences(owners...).
 		WithSpec(corev1ac.ResourceQuotaSpec().
 			WithHard(canonical(QuotaHard(sorted))).

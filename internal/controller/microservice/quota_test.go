@@ -158,3 +158,41 @@ func TestQuotaOwnerWakesOneLiveInstance(t *testing.T) {
 		t.Errorf("another quota wakes %v", got)
 	}
 }
+
+// TestQuotaStaysSmall: however many instances a namespace has, the quota
+// has a few owners and a short key per instance, not an owner reference
+// per instance.
+func TestQuotaStaysSmall(t *testing.T) {
+	all := instances(1000)
+	for i, m := range all {
+		m.UID = types.UID(fmt.Sprintf("6b1f0c3e-%04x-4c1e-9a51-%012x", i, i*7919))
+	}
+	q := liveQuota(t, all)
+	if len(q.OwnerReferences) != quotaOwners {
+		t.Errorf("%d owners, want %d", len(q.OwnerReferences), quotaOwners)
+	}
+	covered := quotaCovers(q)
+	if len(covered) != len(all) {
+		t.Fatalf("covers %d keys for %d instances", len(covered), len(all))
+	}
+	for _, m := range all {
+		if !covered[QuotaKey(m)] {
+			t.Fatalf("%s not covered", m.Name)
+		}
+	}
+	data, err := json.Marshal(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > 20_000 {
+		t.Errorf("quota for 1000 instances is %d bytes", len(data))
+	}
+	// The owners are the first instances by name, whatever their order.
+	reversed := make([]*appsv1alpha1.MicroServiceDeploy, len(all))
+	for i, m := range all {
+		reversed[len(all)-1-i] = m
+	}
+	if r := liveQuota(t, reversed); r.OwnerReferences[0].Name != all[0].Name || r.Annotations[QuotaCoversAnnotation] != q.Annotations[QuotaCoversAnnotation] {
+		t.Errorf("quota depends on the order of instances: owners %v", r.OwnerReferences)
+	}
+}

@@ -28,9 +28,15 @@ func main() {
 	flag.IntVar(&cfg.ScaleTo, "scale-to", 10000, "scale curve: add MicroServiceDeploys up to this total (0: no scale curve)")
 	flag.IntVar(&cfg.ScaleStep, "scale-step", 1000, "scale curve: MicroServiceDeploys added per step")
 	flag.DurationVar(&cfg.ScaleBudget, "scale-budget", 0, "scale curve: start no step that would end after this much time (0: no limit)")
+	steps := flag.String("steps", "", "run only these steps, comma-separated, for tuning (of: "+strings.Join(bench.StepNames, ",")+"); empty: all")
+	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of the API server and the operator, taken while each step runs, to this directory")
+	flag.StringVar(&cfg.ClusterDir, "cluster-dir", "", "keep the simulated cluster's data and logs (the API server's audit log among them) in this directory")
 	jsonOut := flag.String("json", "bench/report.json", "where to write the JSON report")
 	mdOut := flag.String("markdown", "BENCHMARKS.md", "where to write the Markdown report")
 	flag.Parse()
+	if *steps != "" {
+		cfg.Steps = strings.Split(*steps, ",")
+	}
 	if cfg.ScaleTo > cfg.N && cfg.ScaleStep <= 0 {
 		fmt.Fprintln(os.Stderr, "-scale-step must be positive")
 		os.Exit(2)
