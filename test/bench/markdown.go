@@ -17,7 +17,9 @@ func (rep *Report) Markdown(command string) string {
 	w("N = %d AppServices and %d MicroServiceDeploys, on a simulated cluster (real kube-apiserver, kube-controller-manager,", rep.N, rep.N)
 	w("kube-scheduler; kwok nodes) on the same machine. API requests are counted by the API server's audit log (user = the")
 	w("operator's ServiceAccount); memory is read from the operator process, heap figures right after a forced garbage")
-	w("collection, each the median of %d samples. The raw report is `bench/report.json`, the run's output `bench/output.log`.", memSamples)
+	w("collection, the smallest of %d samples (RSS: the median). The raw report is `bench/report.json`, the run's output `bench/output.log`.", memSamples)
+	w("Convergence: the baseline runs first; its namespace (and its Services' cluster IPs) is deleted before the operator's side")
+	w("starts, so both start from the same cluster. Readiness is observed through watches on both sides.")
 	w("Operator settings: client QPS %.0f, burst %d, %d concurrent reconciles per controller (the defaults); %d creating workers on both sides.",
 		rep.Config.OperatorQPS, rep.Config.OperatorBurst, rep.Config.ConcurrentRecons, rep.Config.Workers)
 	w("")
@@ -32,6 +34,9 @@ func (rep *Report) Markdown(command string) string {
 	w("| create-to-ready latency per resource, baseline p50 / p99 | %.1f s / %.1f s | |", c.BaselineP50, c.BaselineP99)
 	w("| operator while converging: writes per resource (events included) | %.1f %s| |", c.WritesPerResource, paren(c.OperatorTraffic.Writes))
 	w("| operator while converging: reads, CPU time | %d %s, %.1f s CPU | |", c.OperatorTraffic.Reads.Total(), paren(c.OperatorTraffic.Reads), c.OperatorCPUSeconds)
+	w("| machine CPU busy while converging, operator / baseline | %.0f %% / %.0f %% | |", 100*c.OperatorMachineBusy, 100*c.BaselineMachineBusy)
+	w("| CPU seconds by process while converging, operator side | %s | |", formatCPU(c.OperatorCPU))
+	w("| CPU seconds by process while converging, baseline side | %s | |", formatCPU(c.BaselineCPU))
 	i := rep.Idle
 	w("| idle: operator write requests in %.0f s with everything Ready, including a full resync (%d reconciles) | **%d** %s| 0 |", rep.Config.IdleWindowSecs, int(i.Reconciles), i.Writes.Total(), paren(i.Writes))
 	w("| idle: leader-election writes in the same window | %d %s| (reported apart) |", i.LeaderElection.Total(), paren(i.LeaderElection))

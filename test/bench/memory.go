@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,8 +23,7 @@ import (
 	"opsmith.io/opsmith/internal/apply"
 )
 
-// Memory is the operator's memory at one point, each figure the median of
-// several samples. Heap figures are read right after a garbage collection
+// Memory is the operator's memory at one point, from several samples. Heap figures are read right after a garbage collection
 // that the sample forces (the pprof heap endpoint with gc=1), so they do
 // not depend on where in its collection cycle the process happens to be.
 type Memory struct {
@@ -117,7 +117,11 @@ func (r *run) heapAfterGC(ctx context.Context) (alloc, inuse int64, err error) {
 }
 
 // measureMemory samples the operator's memory memSamples times, a second
-// apart, and returns the medians.
+// apart, and returns the smallest heap figures and the median RSS. The
+// heap is read after a forced collection, but the statistics are printed
+// after the heap profile is built, and whatever the process allocates in
+// between (hundreds of MB/s during a resync) is counted as well: a sample
+// can only overstate the live heap, so the smallest is the best estimate.
 func (r *run) measureMemory(ctx context.Context) (Memory, error) {
 	m := Memory{Samples: memSamples}
 	var err error
@@ -139,7 +143,7 @@ func (r *run) measureMemory(ctx context.Context) (Memory, error) {
 		}
 		allocs, inuses, rsss = append(allocs, alloc), append(inuses, inuse), append(rsss, rs)
 	}
-	m.HeapLiveBytes, m.HeapInuseBytes, m.RSSBytes = median(allocs), median(inuses), median(rsss)
+	m.HeapLiveBytes, m.HeapInuseBytes, m.RSSBytes = slices.Min(allocs), slices.Min(inuses), median(rsss)
 	m.HeapLivePerObject = float64(m.HeapLiveBytes) / float64(m.CachedObjects)
 	return m, nil
 }
