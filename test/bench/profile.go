@@ -25,7 +25,7 @@ func (r *run) profile(ctx context.Context, step string) (stop func()) {
 	if r.cfg.ProfileDir == "" {
 		return func() {}
 	}
-	if err := os.MkdirAll(r.cfg.ProfileDir, 0o755); err != nil {
+	if err := os.MkdirAll(r.cfg.ProfileDir, 0o750); err != nil {
 		r.logf("bench: profiles: %v", err)
 		return func() {}
 	}
@@ -78,5 +78,5 @@ func fetchProfile(ctx context.Context, client *http.Client, url, path string) er
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, data, 0o644) //nolint:gosec // a profile for people to read
+	return os.WriteFile(path, data, 0o600)
 }

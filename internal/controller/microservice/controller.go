@@ -51,6 +51,9 @@ type Reconciler struct {
 	Config    Config
 
 	quotaChecks quotaChecks
+	// revisions counts the changes to each namespace's instances that
+	// matter to its quota.
+	revisions revisions
 }
 
 // +kubebuilder:rbac:groups=apps.opsmith.io,resources=microservicedeploys,verbs=get;list;watch
@@ -252,33 +255,35 @@ func (r *Reconciler) reconcilePods(ctx context.Context, in *instance) (*apply.Bl
 // owning them.
 func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) (*apply.Blocked, error) {
 	m := in.m
-	paths, err := r.pathsIn(ctx, m.Namespace)
+	own := pathKey{m.Spec.MsName, m.Spec.Path}
+	p, err := r.path(ctx, m.Namespace, own)
 	if err != nil {
 		return nil, err
 	}
-	own := paths[pathKey{m.Spec.MsName, m.Spec.Path}]
-	if blocked, err := r.applyPath(ctx, *own); blocked != nil || err != nil {
+	if blocked, err := r.applyPath(ctx, p); blocked != nil || err != nil {
 		return blocked, err
 	}
 
 	// Shared objects that still name m as an owner but belong to another
 	// msName or path: m moved. Applying them again with their own
-	// instances drops m (and deletes them when none is left).
+	// instances drops m (and deletes them when none is left). Found
+	// through an index of shared Services by owner, so that a reconcile
+	// does not scan every Service of the namespace.
 	shared := &corev1.ServiceList{}
 	if err := r.Client.List(ctx, shared, client.InNamespace(m.Namespace), client.UnsafeDisableDeepCopy,
-		client.MatchingLabels{apply.LabelManagedBy: apply.ManagedByValue}, client.HasLabels{LabelMicroService, LabelPath}); err != nil {
+		client.MatchingFields{indexSharedOwner: string(m.UID)}); err != nil {
 		return nil, err
 	}
 	for _, svc := range shared.Items {
 		key := pathKey{svc.Labels[LabelMicroService], svc.Labels[LabelPath]}
-		if key == (pathKey{m.Spec.MsName, m.Spec.Path}) || svc.Labels[LabelInstance] != "" || !hasOwner(&svc, m.UID) {
+		if key == own {
 			continue
 		}
-		p := paths[key]
-		if p == nil {
-			p = &Path{Namespace: m.Namespace, MsName: key.msName, Path: key.path}
+		p, err := r.path(ctx, m.Namespace, key)
+		if err != nil {
+			return nil, err
 		}
-		if _, err := r.applyPath(ctx, *p); err != nil {
+		if _, err := r.applyPath(ctx, p); err != nil {
 			return nil, err
 		}
 	}
@@ -288,31 +293,27 @@ func (r *Reconciler) reconcileShared(ctx context.Context, in *instance) (*apply.
 // pathKey identifies the instances that share a domain name.
 type pathKey struct{ msName, path string }
 
-// pathsIn groups the live instances of a namespace by msName and path.
-func (r *Reconciler) pathsIn(ctx context.Context, namespace string) (map[pathKey]*Path, error) {
+// String is the key's value in the path index.
+func (k pathKey) String() string { return k.msName + "/" + k.path }
+
+// path returns the live instances of a namespace's msName and path, sorted
+// by name, found through the path index (not by listing every instance of
+// the namespace on every reconcile).
+func (r *Reconciler) path(ctx context.Context, namespace string, key pathKey) (Path, error) {
+	p := Path{Namespace: namespace, MsName: key.msName, Path: key.path}
 	instances := &appsv1alpha1.MicroServiceDeployList{}
 	// Read only: the items are the cache's own objects.
-	if err := r.Client.List(ctx, instances, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing MicroServiceDeploys: %w", err)
+	if err := r.Client.List(ctx, instances, client.InNamespace(namespace), client.UnsafeDisableDeepCopy,
+		client.MatchingFields{indexPath: key.String()}); err != nil {
+		return p, fmt.Errorf("listing MicroServiceDeploys of %s: %w", key, err)
 	}
-	paths := map[pathKey]*Path{}
 	for i := range instances.Items {
-		o := &instances.Items[i]
-		if !o.DeletionTimestamp.IsZero() {
-			continue
+		if o := &instances.Items[i]; o.DeletionTimestamp.IsZero() {
+			p.Instances = append(p.Instances, o)
 		}
-		key := pathKey{o.Spec.MsName, o.Spec.Path}
-		p := paths[key]
-		if p == nil {
-			p = &Path{Namespace: namespace, MsName: key.msName, Path: key.path}
-			paths[key] = p
-		}
-		p.Instances = append(p.Instances, o)
 	}
-	for _, p := range paths {
-		sort.Slice(p.Instances, func(i, j int) bool { return p.Instances[i].Name < p.Instances[j].Name })
-	}
-	return paths, nil
+	sort.Slice(p.Instances, func(i, j int) bool { return p.Instances[i].Name < p.Instances[j].Name })
+	return p, nil
 }
 
 // applyPath writes the shared Service and route of one path, or deletes
@@ -423,33 +424,65 @@ func (r *Reconciler) reconcileQuota(ctx context.Context, in *instance) error {
 		in.blocked = blocked
 		return err
 	}
-	list := &appsv1alpha1.MicroServiceDeployList{}
-	// Read only: the items are the cache's own objects.
-	if err := r.Client.List(ctx, list, client.InNamespace(in.m.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("listing MicroServiceDeploys: %w", err)
-	}
-	var instances []*appsv1alpha1.MicroServiceDeploy
-	for i := range list.Items {
-		if list.Items[i].DeletionTimestamp.IsZero() {
-			instances = append(instances, &list.Items[i])
-		}
-	}
+	// Read before the list: a change the cache holds after this read
+	// bumps the revision again.
+	rev := r.revisions.get(in.m.Namespace)
 	quota := &corev1.ResourceQuota{}
-	key := client.ObjectKey{Namespace: in.m.Namespace, Name: QuotaName}
-	if err := r.Client.Get(ctx, key, quota); err == nil && madeByOpsmith(quota) {
-		if check := quotaToCheck(quota, in.m, instances); check != nil {
-			ok, err := r.quotaCurrent(quota, check)
-			if ok || err != nil {
-				return err
-			}
-		}
-	} else if err != nil && !apierrors.IsNotFound(err) {
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: in.m.Namespace, Name: QuotaName}, quota)
+	if err != nil && !apierrors.IsNotFound(err) {
 		return err
+	}
+	ours := err == nil && madeByOpsmith(quota)
+	if ours && r.quotaChecks.coversAll(quota, rev) {
+		// Found right for every instance of the namespace, and neither
+		// the quota nor any instance changed since.
+		return nil
+	}
+	instances, err := r.liveInstances(ctx, in.m.Namespace)
+	if err != nil {
+		return err
+	}
+	if ours {
+		if ok, err := r.quotaRight(quota, in.m, instances, rev); ok || err != nil {
+			return err
+		}
 	}
 	quota = &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: QuotaName, Namespace: in.m.Namespace}}
 	blocked, err := r.applyShared(ctx, "ResourceQuota", ResourceQuota(in.m.Namespace, instances), quota, madeByOpsmith)
 	in.blocked = blocked
 	return err
+}
+
+// liveInstances lists the instances of a namespace not being deleted.
+func (r *Reconciler) liveInstances(ctx context.Context, namespace string) ([]*appsv1alpha1.MicroServiceDeploy, error) {
+	list := &appsv1alpha1.MicroServiceDeployList{}
+	// Read only: the items are the cache's own objects.
+	if err := r.Client.List(ctx, list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing MicroServiceDeploys: %w", err)
+	}
+	instances := make([]*appsv1alpha1.MicroServiceDeploy, 0, len(list.Items))
+	for i := range list.Items {
+		if list.Items[i].DeletionTimestamp.IsZero() {
+			instances = append(instances, &list.Items[i])
+		}
+	}
+	return instances, nil
+}
+
+// quotaRight reports whether the live quota (opsmith's) needs no write for
+// m: it covers m and is right for the instances it covers. A quota right
+// for every instance is remembered with the namespace's revision rev.
+func (r *Reconciler) quotaRight(quota *corev1.ResourceQuota, m *appsv1alpha1.MicroServiceDeploy,
+	instances []*appsv1alpha1.MicroServiceDeploy, rev uint64) (bool, error) {
+	check := quotaToCheck(quota, m, instances)
+	if check == nil {
+		return false, nil
+	}
+	ok, err := r.quotaCurrent(quota, check)
+	if ok && len(check) == len(instances) {
+		r.quotaChecks.rememberAll(quota, rev)
+	}
+	return ok, err
 }
 
 // quotaToCheck returns the instances for which the live quota must be
@@ -502,6 +535,57 @@ type quotaCheck struct {
 type quotaChecks struct {
 	mu   sync.Mutex
 	last map[string]quotaCheck
+	// all remembers, per namespace, the quota (UID and resourceVersion)
+	// last found right for every instance, and the revision of the
+	// namespace's instances it was checked at.
+	all map[string]quotaRevision
+}
+
+type quotaRevision struct {
+	uid             types.UID
+	resourceVersion string
+	revision        uint64
+}
+
+// coversAll reports whether quota, at its resourceVersion, was found right
+// for every instance of its namespace at instance revision rev.
+func (q *quotaChecks) coversAll(quota *corev1.ResourceQuota, rev uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.all[quota.Namespace] == quotaRevision{quota.UID, quota.ResourceVersion, rev}
+}
+
+func (q *quotaChecks) rememberAll(quota *corev1.ResourceQuota, rev uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.all == nil {
+		q.all = map[string]quotaRevision{}
+	}
+	q.all[quota.Namespace] = quotaRevision{quota.UID, quota.ResourceVersion, rev}
+}
+
+// revisions counts, per namespace, the changes to its instances that the
+// quota depends on: creations, deletions and new generations (a handler
+// on the instances' informer calls bump after the cache holds the
+// change). A quota found right at one revision is right until the next.
+type revisions struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+func (v *revisions) get(namespace string) uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.n[namespace]
+}
+
+func (v *revisions) bump(namespace string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.n == nil {
+		v.n = map[string]uint64{}
+	}
+	v.n[namespace]++
 }
 
 func (q *quotaChecks) verified(namespace string, c quotaCheck) bool {
@@ -542,13 +626,4 @@ func (r *Reconciler) deleteShared(ctx context.Context, p Path, obj client.Object
 		return nil
 	}
 	return client.IgnoreNotFound(r.Client.Delete(ctx, obj, client.Preconditions{UID: ptr.To(obj.GetUID())}))
-}
-
-func hasOwner(obj client.Object, uid types.UID) bool {
-	for _, ref := range obj.GetOwnerReferences() {
-		if ref.UID == uid {
-			return true
-		}
-	}
-	return false
 }

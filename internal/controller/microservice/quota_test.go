@@ -196,3 +196,50 @@ func TestQuotaStaysSmall(t *testing.T) {
 		t.Errorf("quota depends on the order of instances: owners %v", r.OwnerReferences)
 	}
 }
+
+// TestQuotaRightForAllIsRemembered: a quota found right for every instance
+// is not checked again (no list of the namespace) until the quota or an
+// instance of its namespace changes.
+func TestQuotaRightForAllIsRemembered(t *testing.T) {
+	r := &Reconciler{}
+	q := liveQuota(t, instances(2))
+	rev := r.revisions.get("ns")
+	if r.quotaChecks.coversAll(q, rev) {
+		t.Fatal("covers all before any check")
+	}
+	r.quotaChecks.rememberAll(q, rev)
+	if !r.quotaChecks.coversAll(q, rev) {
+		t.Fatal("not remembered")
+	}
+	h := r.revisionCounter()
+	m := instances(3)[2]
+	old := m.DeepCopy()
+	m.Status.Phase = appsv1alpha1.PhaseRunning
+	h.Update(context.Background(), event.UpdateEvent{ObjectOld: old, ObjectNew: m}, nil)
+	if !r.quotaChecks.coversAll(q, r.revisions.get("ns")) {
+		t.Error("a status change made the quota unchecked")
+	}
+	spec := m.DeepCopy()
+	spec.Generation++
+	h.Update(context.Background(), event.UpdateEvent{ObjectOld: m, ObjectNew: spec}, nil)
+	if r.quotaChecks.coversAll(q, r.revisions.get("ns")) {
+		t.Error("still covered after an instance's spec changed")
+	}
+	r.quotaChecks.rememberAll(q, r.revisions.get("ns"))
+	h.Create(context.Background(), event.CreateEvent{Object: instances(4)[3]}, nil)
+	if r.quotaChecks.coversAll(q, r.revisions.get("ns")) {
+		t.Error("still covered after an instance was created")
+	}
+	r.quotaChecks.rememberAll(q, r.revisions.get("ns"))
+	edited := q.DeepCopy()
+	edited.ResourceVersion = "8"
+	if r.quotaChecks.coversAll(edited, r.revisions.get("ns")) {
+		t.Error("a new resourceVersion of the quota is covered")
+	}
+	other := instances(1)[0]
+	other.Namespace = "other"
+	h.Delete(context.Background(), event.DeleteEvent{Object: other}, nil)
+	if !r.quotaChecks.coversAll(q, r.revisions.get("ns")) {
+		t.Error("a deletion in another namespace made the quota unchecked")
+	}
+}

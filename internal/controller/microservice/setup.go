@@ -10,6 +10,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +22,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+	"opsmith.io/opsmith/internal/apply"
 )
 
 // Name is the controller's name in logs, metrics and events.
@@ -30,6 +32,9 @@ const Name = "microservicedeploy"
 // root objects; a change to an object one controls, or to a shared Service
 // or Ingress one co-owns, reconciles the owners.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	if err := setupIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	allOwners := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &appsv1alpha1.MicroServiceDeploy{})
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.Config.Gateway.Name != "" {
@@ -49,10 +54,74 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 		// shared one (a plain owner reference per instance).
 		Watches(&corev1.Service{}, allOwners).
 		Watches(&networkingv1.Ingress{}, allOwners).
+		// Counts the changes the namespace quota depends on; enqueues
+		// nothing (For does).
+		Watches(&appsv1alpha1.MicroServiceDeploy{}, r.revisionCounter()).
 		Watches(&corev1.ResourceQuota{}, handler.EnqueueRequestsFromMapFunc(r.quotaOwner),
 			builder.WithPredicates(quotaChanged())).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// Cache indexes, so that a reconcile reads what concerns its instance
+// without scanning every object of the namespace (which made the work per
+// reconcile grow with the namespace, and the work of a namespace grow with
+// its square).
+const (
+	// indexPath indexes instances by msName and path (pathKey.String).
+	indexPath = "opsmith.io/path"
+	// indexSharedOwner indexes shared Services (those of a path) by the
+	// UIDs of the instances that own them.
+	indexSharedOwner = "opsmith.io/shared-owner"
+)
+
+func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
+	if err := idx.IndexField(ctx, &appsv1alpha1.MicroServiceDeploy{}, indexPath, func(o client.Object) []string {
+		m, ok := o.(*appsv1alpha1.MicroServiceDeploy)
+		if !ok {
+			return nil
+		}
+		return []string{pathKey{m.Spec.MsName, m.Spec.Path}.String()}
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &corev1.Service{}, indexSharedOwner, func(o client.Object) []string {
+		l := o.GetLabels()
+		if l[apply.LabelManagedBy] != apply.ManagedByValue || l[LabelMicroService] == "" || l[LabelPath] == "" || l[LabelInstance] != "" {
+			return nil
+		}
+		var uids []string
+		for _, ref := range o.GetOwnerReferences() {
+			if ref.Kind == "MicroServiceDeploy" && ref.APIVersion == appsv1alpha1.GroupVersion.String() {
+				uids = append(uids, string(ref.UID))
+			}
+		}
+		return uids
+	})
+}
+
+// revisionCounter bumps the namespace's instance revision on the events
+// that can change its quota: a creation, a deletion, a new generation
+// (every spec change) or the start of a deletion.
+func (r *Reconciler) revisionCounter() handler.EventHandler {
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.revisions.bump(e.Object.GetNamespace())
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
+				!e.ObjectOld.GetDeletionTimestamp().Equal(e.ObjectNew.GetDeletionTimestamp()) ||
+				e.ObjectOld.GetUID() != e.ObjectNew.GetUID() {
+				r.revisions.bump(e.ObjectNew.GetNamespace())
+			}
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.revisions.bump(e.Object.GetNamespace())
+		},
+		GenericFunc: func(_ context.Context, e event.GenericEvent, _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.revisions.bump(e.Object.GetNamespace())
+		},
+	}
 }
 
 // quotaChanged passes the events of a namespace quota that may need a
