@@ -64,11 +64,11 @@ func (rep *Report) Markdown(command string) string {
 			w("**The curve %s.**", rep.Scale.Stopped)
 		}
 		w("")
-		w("| MicroServiceDeploys | step time | p50 / p99 create-to-Running | operator writes per resource | cached objects | live heap | heap per object | RSS |")
-		w("| --- | --- | --- | --- | --- | --- | --- | --- |")
+		w("| MicroServiceDeploys | step time | p50 / p99 create-to-Running | operator writes per resource | cached objects | live heap | heap per object | RSS | CPU seconds by process |")
+		w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 		for _, st := range rep.Scale.Steps {
-			w("| %d | %.1f s | %.1f s / %.1f s | %.1f | %d | %.0f MiB | %.0f B | %.0f MiB |", st.Total, st.Seconds, st.P50, st.P99,
-				st.WritesPerResource, st.Memory.CachedObjects, mib(st.Memory.HeapLiveBytes), st.Memory.HeapLivePerObject, mib(st.Memory.RSSBytes))
+			w("| %d | %.1f s | %.1f s / %.1f s | %.1f | %d | %.0f MiB | %.0f B | %.0f MiB | %s |", st.Total, st.Seconds, st.P50, st.P99,
+				st.WritesPerResource, st.Memory.CachedObjects, mib(st.Memory.HeapLiveBytes), st.Memory.HeapLivePerObject, mib(st.Memory.RSSBytes), formatCPU(st.CPU))
 		}
 		w("")
 	}

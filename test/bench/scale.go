@@ -23,6 +23,10 @@ type ScaleStep struct {
 	// Writes are the operator's writes in the step, per added resource.
 	WritesPerResource float64 `json:"operator_writes_per_resource"`
 	Memory            Memory  `json:"memory"`
+	// CPU is the CPU seconds each process of the cluster (and the
+	// operator) used during the step, to tell which one a slower step
+	// spent its time in.
+	CPU map[string]float64 `json:"cpu_seconds_by_process"`
 }
 
 // scale adds MicroServiceDeploys, ScaleStep at a time, each step in a
@@ -58,6 +62,7 @@ func (r *run) scale(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		cpu := r.startCPUMeter()
 		start := time.Now()
 		first := total
 		err = r.parallel(add, func(i int) error {
@@ -78,7 +83,7 @@ func (r *run) scale(ctx context.Context) error {
 			return fmt.Errorf("step %d: %w", k+1, err)
 		}
 		total += add
-		st := ScaleStep{Added: add, Total: total, Seconds: secs}
+		st := ScaleStep{Added: add, Total: total, Seconds: secs, CPU: cpu.perProcess()}
 		st.P50, st.P99 = rd.percentiles()
 		tr, err := r.traffic(start, time.Now())
 		if err != nil {
@@ -91,8 +96,8 @@ func (r *run) scale(ctx context.Context) error {
 		}
 		rep.Steps = append(rep.Steps, st)
 		last = time.Since(stepStart)
-		r.logf("bench: scale: %d more MicroServiceDeploys (%d in all) Running in %.1fs (p50 %.1fs, p99 %.1fs), %.1f operator writes each; memory: %s",
-			add, total, secs, st.P50, st.P99, st.WritesPerResource, st.Memory)
+		r.logf("bench: scale: %d more MicroServiceDeploys (%d in all) Running in %.1fs (p50 %.1fs, p99 %.1fs), %.1f operator writes each; memory: %s; CPU seconds: %s",
+			add, total, secs, st.P50, st.P99, st.WritesPerResource, st.Memory, formatCPU(st.CPU))
 	}
 	return nil
 }
