@@ -23,6 +23,7 @@ import (
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
 	"opsmith.io/opsmith/internal/apply"
+	"opsmith.io/opsmith/internal/queue"
 )
 
 // Name is the controller's name in logs, metrics and events.
@@ -45,7 +46,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options)
 	return b.
 		Named(Name).
 		For(&appsv1alpha1.MicroServiceDeploy{}).
-		Owns(&appsv1.Deployment{}).
+		// A Deployment's change (its rollout progressing) goes ahead of
+		// the creation work of newer instances.
+		Watches(&appsv1.Deployment{}, queue.Prioritized(handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(),
+			&appsv1alpha1.MicroServiceDeploy{}, handler.OnlyControllerOwner()), queue.ChildPriority)).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
