@@ -646,3 +646,64 @@ func TestQuotaCoversABurst(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotaComesBackWhenItsOwnersGo: the quota is owned by the first three
+// instances only; when they are deleted the garbage collector deletes it
+// (done by hand here: this suite runs no controller manager), and the
+// instance left gets a quota again, sized and owned for it alone.
+func TestQuotaComesBackWhenItsOwnersGo(t *testing.T) {
+	ctx := context.Background()
+	ns := testbed.Namespace(t, suite.Client)
+	var all []*appsv1alpha1.MicroServiceDeploy
+	for i := range 4 {
+		m := instance(ns, fmt.Sprintf("owner-%d-v1s0", i), "v1")
+		m.Spec.MsName = fmt.Sprintf("owner-%d", i)
+		if err := suite.Client.Create(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, m)
+	}
+	quota := func() (*corev1.ResourceQuota, error) {
+		q := &corev1.ResourceQuota{}
+		return q, suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: microservice.QuotaName}, q)
+	}
+	eventually(t, "quota covers the four, owned by three", func() error {
+		q, err := quota()
+		if err != nil {
+			return err
+		}
+		if covers := strings.Split(q.Annotations[microservice.QuotaCoversAnnotation], ","); len(covers) != 4 || len(q.OwnerReferences) != 3 {
+			return fmt.Errorf("covers %v, owners %v", covers, q.OwnerReferences)
+		}
+		return nil
+	})
+	gone, err := quota()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all[:3] {
+		if err := suite.Client.Delete(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := suite.Client.Delete(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a new quota for the instance left", func() error {
+		q, err := quota()
+		if err != nil {
+			return err
+		}
+		if q.UID == gone.UID {
+			return fmt.Errorf("old quota still there")
+		}
+		if q.Annotations[microservice.QuotaCoversAnnotation] != microservice.QuotaKey(get(t, ns, all[3].Name, &appsv1alpha1.MicroServiceDeploy{})) ||
+			len(q.OwnerReferences) != 1 || q.OwnerReferences[0].Name != all[3].Name {
+			return fmt.Errorf("covers %q, owners %v", q.Annotations[microservice.QuotaCoversAnnotation], q.OwnerReferences)
+		}
+		if pods := q.Spec.Hard[corev1.ResourcePods]; pods.Value() != 3 { // 2 replicas + 1 surge
+			return fmt.Errorf("pods %s, want 3", pods.String())
+		}
+		return nil
+	})
+}
