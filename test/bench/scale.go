@@ -55,6 +55,7 @@ func (r *run) scale(ctx context.Context) error {
 			return err
 		}
 		rd := newReadiness()
+		defer rd.stopWatches() // also when a step fails before waitAll
 		err := rd.watch(ctx, r.watcher, ns, func() client.ObjectList { return &appsv1alpha1.MicroServiceDeployList{} }, func(o client.Object) (string, bool) {
 			m, ok := o.(*appsv1alpha1.MicroServiceDeploy)
 			return o.GetName(), ok && m.Status.Phase == appsv1alpha1.PhaseRunning

@@ -64,6 +64,7 @@ func (r *run) baseline(ctx context.Context) error {
 		return err
 	}
 	rd := newReadiness()
+	defer rd.stopWatches() // also when a step fails before waitAll
 	if err := rd.watch(ctx, r.watcher, baselineNS, func() client.ObjectList { return &appsv1.DeploymentList{} }, baselineReady); err != nil {
 		return err
 	}
@@ -159,6 +160,7 @@ func (r *run) serviceIPs(ctx context.Context) (int, error) {
 func (r *run) converge(ctx context.Context) error {
 	n := r.cfg.N
 	rd := newReadiness()
+	defer rd.stopWatches() // also when a step fails before waitAll
 	if err := r.watchOperatorReady(ctx, rd, operatorNS); err != nil {
 		return err
 	}
@@ -280,6 +282,7 @@ func (r *run) memory(ctx context.Context) error {
 func (r *run) specChange(ctx context.Context) error {
 	k := min(r.cfg.Changed, r.cfg.N)
 	rd := newReadiness()
+	defer rd.stopWatches() // also when a step fails before waitAll
 	err := rd.watch(ctx, r.watcher, operatorNS, func() client.ObjectList { return &appsv1alpha1.AppServiceList{} }, func(o client.Object) (string, bool) {
 		a, ok := o.(*appsv1alpha1.AppService)
 		if !ok {
