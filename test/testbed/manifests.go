@@ -17,6 +17,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -127,7 +128,9 @@ func InstallCRDs(ctx context.Context, c client.Client, dir string) error {
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, crd); err != nil {
 				return err
 			}
-			if established(crd) {
+			// Established, and served: discovery (the client's REST
+			// mapper) can lag the condition by a moment.
+			if established(crd) && mapped(c, crd) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -137,6 +140,20 @@ func InstallCRDs(ctx context.Context, c client.Client, dir string) error {
 		}
 	}
 	return nil
+}
+
+// mapped reports whether c's REST mapper resolves every served version of
+// crd's kind.
+func mapped(c client.Client, crd *apiextensionsv1.CustomResourceDefinition) bool {
+	gk := schema.GroupKind{Group: crd.Spec.Group, Kind: crd.Spec.Names.Kind}
+	for _, v := range crd.Spec.Versions {
+		if v.Served {
+			if _, err := c.RESTMapper().RESTMapping(gk, v.Name); err != nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
