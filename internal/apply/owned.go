@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,7 +31,10 @@ type Blocked struct {
 // safeguards every opsmith controller needs: objects of the same name that
 // belong to someone else are never taken over, orphans opsmith labelled for
 // the owner are adopted, writes happen only when something changed, and
-// every write is recorded as an event on the owner.
+// the writes are recorded as events on the owner (one event per Flush, not
+// one per child: each event is an API write of its own).
+//
+// A Children serves one reconcile of one owner.
 type Children struct {
 	// Client reads from the manager's cache (which holds only objects
 	// labelled LabelManagedBy) and writes to the API server.
@@ -44,6 +48,15 @@ type Children struct {
 	OwnerKind string
 	// OwnerLabel is the label that names the owner on its children.
 	OwnerLabel string
+
+	// written lists the writes made since the last Flush, in order.
+	written []write
+}
+
+// write is one child object Ensure or Remove wrote.
+type write struct {
+	kind, name string
+	result     Result
 }
 
 // LabelManagedBy marks the objects opsmith writes; ManagedByValue is its
@@ -83,11 +96,30 @@ func (c *Children) Ensure(ctx context.Context, owner client.Object, kind string,
 	}
 	if res != Unchanged {
 		log.FromContext(ctx).Info("applied child", "kind", kind, "child", name, "result", res)
-		// The child is the event's related object, so that events about
-		// different children are not folded into one series.
-		c.Recorder.Eventf(owner, live, corev1.EventTypeNormal, string(res), "Apply", "%s %s %s", kind, name, lowerResult(res))
+		c.written = append(c.written, write{kind, name, res})
 	}
 	return true, nil, nil
+}
+
+// Flush records the writes made since the last Flush as one Normal event on
+// owner, and forgets them. Its reason is the one result all the writes had
+// (Created, Updated, Deleted), or Applied when they differ; the message
+// names every child and what happened to it. Call it once at the end of
+// the reconcile, also when the reconcile failed part way.
+func (c *Children) Flush(owner client.Object) {
+	if len(c.written) == 0 {
+		return
+	}
+	reason := string(c.written[0].result)
+	parts := make([]string, 0, len(c.written))
+	for _, w := range c.written {
+		if string(w.result) != reason {
+			reason = "Applied"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %s", w.kind, w.name, lowerResult(w.result)))
+	}
+	c.written = c.written[:0]
+	c.Recorder.Eventf(owner, nil, corev1.EventTypeNormal, reason, "Apply", "%s", strings.Join(parts, "; "))
 }
 
 // Remove deletes the child named like live if it exists and belongs to
@@ -105,7 +137,7 @@ func (c *Children) Remove(ctx context.Context, owner client.Object, kind string,
 		return client.IgnoreNotFound(err)
 	}
 	log.FromContext(ctx).Info("deleted child", "kind", kind, "child", key.Name)
-	c.Recorder.Eventf(owner, live, corev1.EventTypeNormal, "Deleted", "Delete", "%s %s deleted", kind, key.Name)
+	c.written = append(c.written, write{kind, key.Name, deleted})
 	return nil
 }
 
@@ -150,14 +182,11 @@ func (c *Children) ownedBy(obj, owner client.Object) bool {
 	return obj.GetLabels()[c.OwnerLabel] == owner.GetName() && obj.GetLabels()[LabelManagedBy] == ManagedByValue
 }
 
+// deleted is the result Remove records.
+const deleted Result = "Deleted"
+
 func lowerResult(r Result) string {
-	switch r {
-	case Created:
-		return "created"
-	case Updated:
-		return "updated"
-	}
-	return string(r)
+	return strings.ToLower(string(r))
 }
 
 func ptrTo[T any](v T) *T { return &v }

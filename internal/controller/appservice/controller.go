@@ -68,6 +68,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err == nil && stuck == nil {
 		_, stuck, err = children.Ensure(ctx, as, "Service", Service(as), svc)
 	}
+	children.Flush(as)
 	var observed *appsv1.Deployment
 	if depFound {
 		observed = dep

@@ -179,19 +179,19 @@ func TestCreatesDeploymentAndService(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "Created events recorded", func() error {
+	eventually(t, "one Created event names both children", func() error {
 		evs := &eventsv1.EventList{}
 		if err := suite.Client.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
 			return err
 		}
-		created := 0
+		var created []string
 		for _, e := range evs.Items {
 			if e.Regarding.Name == "web" && e.Reason == "Created" {
-				created++
+				created = append(created, e.Note)
 			}
 		}
-		if created != 2 {
-			return fmt.Errorf("%d Created events, want 2 (Deployment, Service): %+v", created, evs.Items)
+		if want := "Deployment web created; Service web created"; len(created) != 1 || created[0] != want {
+			return fmt.Errorf("Created events %q, want one: %q", created, want)
 		}
 		return nil
 	})

@@ -126,6 +126,7 @@ func (r *Reconciler) ensureServices(ctx context.Context, ec *etcdv1alpha1.EtcdCl
 		Client: r.Client, APIReader: r.APIReader, Recorder: r.Recorder,
 		FieldManager: FieldManager, OwnerKind: "EtcdCluster", OwnerLabel: LabelCluster,
 	}
+	defer children.Flush(ec)
 	if _, blocked, err := children.Ensure(ctx, ec, "Service", PeerService(ec),
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: PeerServiceName(ec)}}); err != nil || blocked != nil {
 		return blocked, err

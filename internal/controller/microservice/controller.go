@@ -118,6 +118,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err == nil && in.blocked == nil {
 		err = r.reconcileObjects(ctx, in)
 	}
+	in.children.Flush(m)
 	if serr := apply.WriteStatus(ctx, r.Client, m, &m.Status, computeStatus(m, in.dep, in.blocked, r.Config)); serr != nil && err == nil {
 		err = serr
 	}
