@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Markdown renders the report as the body of BENCHMARKS.md; command is the
@@ -18,8 +19,8 @@ func (rep *Report) Markdown(command string) string {
 	w("kube-scheduler; kwok nodes) on the same machine. API requests are counted by the API server's audit log (user = the")
 	w("operator's ServiceAccount); memory is read from the operator process, heap figures right after a forced garbage")
 	w("collection, the smallest of %d samples (RSS: the median). The raw report is `bench/report.json`, the run's output `bench/output.log`.", memSamples)
-	w("Convergence: the baseline runs first; its namespace (and its Services' cluster IPs) is deleted before the operator's side")
-	w("starts, so both start from the same cluster. Readiness is observed through watches on both sides.")
+	w("Convergence: each side runs on a fresh cluster of its own, started the same way (the baseline's, without an operator process,")
+	w("is stopped before the operator's starts). Readiness is observed through watches on both sides.")
 	w("Operator settings: client QPS %.0f, burst %d, %d concurrent reconciles per controller (the defaults); %d creating workers on both sides.",
 		rep.Config.OperatorQPS, rep.Config.OperatorBurst, rep.Config.ConcurrentRecons, rep.Config.Workers)
 	w("")
@@ -59,7 +60,9 @@ func (rep *Report) Markdown(command string) string {
 	w("")
 	if len(rep.Scale.Steps) > 0 {
 		w("Scale curve: MicroServiceDeploys added %d at a time (each step in a namespace of its own) to the %d of the convergence step;", rep.Scale.Step, rep.N)
-		w("the time is from the first create of the step until all of its instances are Running.")
+		w("the time is from the first create of the step until all of its instances are Running. The operator is the process the restart")
+		w("step started, with the shipped resync period (%s; the first process resyncs every %s for the idle step).",
+			time.Duration(rep.Config.RestartedSyncPeriodSecs*float64(time.Second)), time.Duration(rep.Config.SyncPeriodSecs*float64(time.Second)))
 		if rep.Scale.Stopped != "" {
 			w("**The curve %s.**", rep.Scale.Stopped)
 		}
