@@ -209,11 +209,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.report.Steps = cfg.Steps
 
 	// The baseline runs on a cluster of its own, which is stopped before
-	// the operator's cluster starts: both sides start from a fresh
-	// cluster. A side that ran second on the first side's cluster ran
-	// slower (the API server and etcd carry the first side's history): the
-	// operator converged in 210 s on a fresh cluster and in 241 s after the
-	// baseline.
+	// the operator's cluster starts, and each side waits for a quiet
+	// machine before it starts: both sides start from the same state by
+	// construction, not because the first side cleaned up after itself.
 	if len(cfg.Steps) == 0 || slices.Contains(cfg.Steps, "baseline") {
 		if err := r.startCluster(ctx, "baseline"); err != nil {
 			return nil, err
@@ -469,6 +467,28 @@ func cpuSeconds(pid int) (float64, error) {
 
 // machineCPU reads the machine's CPU time counters (all cores): busy and
 // total, in USER_HZ ticks.
+// settle waits until the machine is quiet (under a quarter of its CPU
+// busy over 5 seconds), at most a minute, so that each side of the
+// convergence starts on a cluster done with its own start-up work (the
+// controller manager's first syncs, the operator's first lists).
+func (r *run) settle(ctx context.Context) {
+	const window = 5 * time.Second
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		m := r.startCPUMeter()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(window):
+		}
+		if f := m.fraction(); f < 0.25 {
+			r.logf("bench: machine settled (%.0f %% busy)", 100*f)
+			return
+		}
+	}
+	r.logf("bench: machine still busy after a minute; going on")
+}
+
 func machineCPU() (busy, total float64, err error) {
 	data, err := os.ReadFile("/proc/stat")
 	if err != nil {

@@ -57,6 +57,7 @@ func (r *run) baseline(ctx context.Context) error {
 	}
 	quota := microservice.ResourceQuota(baselineNS, all)
 	quota.OwnerReferences = nil
+	r.settle(ctx)
 	rd := newReadiness()
 	defer rd.stopWatches() // also when a step fails before waitAll
 	if err := rd.watch(ctx, r.watcher, baselineNS, func() client.ObjectList { return &appsv1.DeploymentList{} }, baselineReady); err != nil {
@@ -117,6 +118,7 @@ func baselineReady(obj client.Object) (string, bool) {
 // every one reports Available (AppService) or Running (MicroServiceDeploy).
 func (r *run) converge(ctx context.Context) error {
 	n := r.cfg.N
+	r.settle(ctx)
 	rd := newReadiness()
 	defer rd.stopWatches() // also when a step fails before waitAll
 	if err := r.watchOperatorReady(ctx, rd, operatorNS); err != nil {

@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
 	"opsmith.io/opsmith/test/bench"
 )
 
@@ -46,6 +49,9 @@ func main() {
 		os.Exit(2)
 	}
 
+	// The benchmark's clients log nothing worth reading; without a logger
+	// controller-runtime complains once, with a stack.
+	log.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, runErr := bench.Run(ctx, cfg)
