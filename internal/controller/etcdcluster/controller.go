@@ -14,7 +14,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -62,10 +61,6 @@ type Reconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Dial      Dialer
-
-	// clients are the etcd clients kept between reconciles, one per
-	// cluster.
-	clients clients
 }
 
 // +kubebuilder:rbac:groups=etcd.opsmith.io,resources=etcdclusters,verbs=get;list;watch
@@ -93,13 +88,9 @@ type Reconciler struct {
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	ec := &etcdv1alpha1.EtcdCluster{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ec); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.clients.forget(req.NamespacedName)
-		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ec.DeletionTimestamp.IsZero() {
-		r.clients.forget(req.NamespacedName)
 		return reconcile.Result{}, nil
 	}
 	blocked, err := r.ensureServices(ctx, ec)
@@ -111,6 +102,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	defer w.close()
 	action := etcd.Plan(int(ec.Spec.Size), w.obs, Naming(ec))
 	res := reconcile.Result{RequeueAfter: requeueHealth}
 	var stepErr error
@@ -160,6 +152,12 @@ type world struct {
 	pathErr error
 }
 
+func (w *world) close() {
+	if w.client != nil {
+		_ = w.client.Close()
+	}
+}
+
 func (r *Reconciler) observe(ctx context.Context, ec *etcdv1alpha1.EtcdCluster) (*world, error) {
 	w := &world{pods: map[string]*corev1.Pod{}, pvcs: map[string]*corev1.PersistentVolumeClaim{}}
 	sel := client.MatchingLabels(selectorLabels(ec))
@@ -195,14 +193,9 @@ func (r *Reconciler) observe(ctx context.Context, ec *etcdv1alpha1.EtcdCluster) 
 		s.Volume, s.VolumeTerminating = true, !v.DeletionTimestamp.IsZero()
 		s.VolumeMemberID = ParseID(v.Annotations[AnnotationMemberID])
 	}
-	key := client.ObjectKeyFromObject(ec)
-	switch {
-	case r.Dial == nil:
-	case len(endpoints) == 0:
-		r.clients.forget(key)
-	default:
+	if len(endpoints) > 0 && r.Dial != nil {
 		sort.Strings(endpoints)
-		c, err := r.clients.get(key, endpoints, r.Dial)
+		c, err := r.Dial(endpoints)
 		if err != nil {
 			return nil, err
 		}

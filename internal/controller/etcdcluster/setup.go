@@ -16,12 +16,8 @@ const Name = "etcdcluster"
 // SetupWithManager registers the controller: EtcdClusters are the root
 // objects; changes to their pods, Services and PodDisruptionBudgets (owned)
 // and to their volumes (labelled, owned only with reclaimPolicy Delete)
-// trigger a reconcile of the cluster. The etcd clients kept between
-// reconciles are closed when the manager stops.
+// trigger a reconcile of the cluster.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
-	if err := mgr.Add(&r.clients); err != nil {
-		return err
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(Name).
 		For(&etcdv1alpha1.EtcdCluster{}).
