@@ -47,14 +47,18 @@ func (r *run) profile(ctx context.Context, step string) (stop func()) {
 		}
 	}
 	seconds := int(profileChunk.Seconds())
-	wg.Add(2)
+	wg.Add(1)
 	go take("apiserver", apiClient, func() string {
 		return fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", r.cluster.Config.Host, seconds)
 	})
-	// The operator's address changes when it is restarted.
-	go take("operator", http.DefaultClient, func() string {
-		return fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", r.pprofAddr, seconds)
-	})
+	// The baseline's cluster has no operator. The operator's address
+	// changes when it is restarted.
+	if r.mgr != nil {
+		wg.Add(1)
+		go take("operator", http.DefaultClient, func() string {
+			return fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", r.pprofAddr, seconds)
+		})
+	}
 	return func() {
 		cancel()
 		wg.Wait()
