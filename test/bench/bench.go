@@ -8,6 +8,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -59,6 +60,11 @@ type Config struct {
 	// ScaleBudget bounds the time of the scale step: no step starts that
 	// would, at the pace of the one before, end after it. 0: no bound.
 	ScaleBudget time.Duration
+	// Repeat is how many times the convergence comparison (baseline, then
+	// operator, each on a fresh cluster) runs; the report gives the
+	// median. The later steps run on the operator's cluster of the last
+	// repeat. 0 means 1.
+	Repeat int
 	// Steps, when not empty, limits the run to the steps named (see
 	// StepNames), for tuning; a report of a partial run says which ran.
 	Steps []string
@@ -93,34 +99,8 @@ type Report struct {
 		OperatorBurst           int     `json:"operator_client_burst"`
 		ConcurrentRecons        int     `json:"max_concurrent_reconciles"`
 	} `json:"config"`
-	Convergence struct {
-		OperatorSeconds float64 `json:"operator_seconds"`
-		BaselineSeconds float64 `json:"baseline_seconds"`
-		Ratio           float64 `json:"ratio_operator_to_baseline"`
-		OperatorP50     float64 `json:"operator_create_to_ready_p50_seconds"`
-		OperatorP99     float64 `json:"operator_create_to_ready_p99_seconds"`
-		BaselineP50     float64 `json:"baseline_create_to_ready_p50_seconds"`
-		BaselineP99     float64 `json:"baseline_create_to_ready_p99_seconds"`
-		// OperatorTraffic is what the operator sent while converging.
-		OperatorTraffic Traffic `json:"operator_traffic"`
-		// WritesPerResource are the operator's writes (events included)
-		// per AppService or MicroServiceDeploy while converging.
-		WritesPerResource float64 `json:"operator_writes_per_resource"`
-		// OperatorCPUSeconds is the CPU time the operator process used
-		// while converging.
-		OperatorCPUSeconds float64 `json:"operator_cpu_seconds"`
-		// BaselineMachineBusy and OperatorMachineBusy are the fractions of
-		// the machine's CPU time (all cores, every process) that was busy
-		// while each side converged: near 1, the side was bound by the CPU
-		// the whole cluster shares; well below, by waiting.
-		BaselineMachineBusy float64 `json:"baseline_machine_cpu_busy"`
-		OperatorMachineBusy float64 `json:"operator_machine_cpu_busy"`
-		// BaselineCPU and OperatorCPU are the CPU seconds each process of
-		// the cluster (and the operator) used while each side converged.
-		BaselineCPU map[string]float64 `json:"baseline_cpu_seconds_by_process"`
-		OperatorCPU map[string]float64 `json:"operator_cpu_seconds_by_process"`
-	} `json:"convergence"`
-	Idle struct {
+	Convergence Convergence `json:"convergence"`
+	Idle        struct {
 		Traffic
 		Reconciles        float64 `json:"reconciles"`
 		ReadsPerReconcile float64 `json:"reads_per_reconcile"`
@@ -169,6 +149,77 @@ type Report struct {
 	} `json:"memory"`
 }
 
+// Convergence is the outcome of the convergence comparison.
+type Convergence struct {
+	// The figures of the run whose ratio is the median of Runs.
+	ConvergenceRun
+	// Runs are all repeats of the comparison, in order.
+	Runs []ConvergenceRun `json:"runs"`
+	// OperatorMedian and BaselineMedian are the medians of each side's
+	// times over Runs.
+	OperatorMedian float64 `json:"operator_seconds_median"`
+	BaselineMedian float64 `json:"baseline_seconds_median"`
+}
+
+// ConvergenceRun is one repeat of the convergence comparison: the
+// baseline on a fresh cluster, then the operator on another.
+type ConvergenceRun struct {
+	OperatorSeconds float64 `json:"operator_seconds"`
+	BaselineSeconds float64 `json:"baseline_seconds"`
+	Ratio           float64 `json:"ratio_operator_to_baseline"`
+	OperatorP50     float64 `json:"operator_create_to_ready_p50_seconds"`
+	OperatorP99     float64 `json:"operator_create_to_ready_p99_seconds"`
+	BaselineP50     float64 `json:"baseline_create_to_ready_p50_seconds"`
+	BaselineP99     float64 `json:"baseline_create_to_ready_p99_seconds"`
+	// OperatorTraffic is what the operator sent while converging.
+	OperatorTraffic Traffic `json:"operator_traffic"`
+	// WritesPerResource are the operator's writes (events included)
+	// per AppService or MicroServiceDeploy while converging.
+	WritesPerResource float64 `json:"operator_writes_per_resource"`
+	// OperatorCPUSeconds is the CPU time the operator process used
+	// while converging.
+	OperatorCPUSeconds float64 `json:"operator_cpu_seconds"`
+	// BaselineMachineBusy and OperatorMachineBusy are the fractions of
+	// the machine's CPU time (all cores, every process) that was busy
+	// while each side converged: near 1, the side was bound by the CPU
+	// the whole cluster shares; well below, by waiting.
+	BaselineMachineBusy float64 `json:"baseline_machine_cpu_busy"`
+	OperatorMachineBusy float64 `json:"operator_machine_cpu_busy"`
+	// BaselineCPU and OperatorCPU are the CPU seconds each process of
+	// the cluster (and the operator) used while each side converged.
+	BaselineCPU map[string]float64 `json:"baseline_cpu_seconds_by_process"`
+	OperatorCPU map[string]float64 `json:"operator_cpu_seconds_by_process"`
+}
+
+// summarizeConvergence sets the headline figures from the runs: those of
+// the run with the median ratio (of an even count, the lower of the two
+// middle ones), and each side's median time.
+func (rep *Report) summarizeConvergence() {
+	c := &rep.Convergence
+	if len(c.Runs) == 0 {
+		return
+	}
+	byRatio := slices.Clone(c.Runs)
+	slices.SortStableFunc(byRatio, func(a, b ConvergenceRun) int { return cmp.Compare(a.Ratio, b.Ratio) })
+	c.ConvergenceRun = byRatio[(len(byRatio)-1)/2]
+	c.OperatorMedian = medianOf(c.Runs, func(x ConvergenceRun) float64 { return x.OperatorSeconds })
+	c.BaselineMedian = medianOf(c.Runs, func(x ConvergenceRun) float64 { return x.BaselineSeconds })
+}
+
+// medianOf is the median of f over xs (of an even count, the mean of the
+// two middle values).
+func medianOf[T any](xs []T, f func(T) float64) float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	slices.Sort(v)
+	if n := len(v); n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
 const (
 	baselineNS = "bench-baseline"
 	operatorNS = "bench-operator"
@@ -186,6 +237,8 @@ type run struct {
 	token   string
 	// pprofAddr is where the running manager serves net/http/pprof.
 	pprofAddr string
+	// conv receives the figures of the convergence repeat that runs.
+	conv *ConvergenceRun
 }
 
 // Run performs the whole benchmark and returns its report. When a step
@@ -208,34 +261,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.report.Config.ConcurrentRecons = defaults.MaxConcurrentReconciles
 	r.report.Steps = cfg.Steps
 
-	// The baseline runs on a cluster of its own, which is stopped before
-	// the operator's cluster starts, and each side waits for a quiet
-	// machine before it starts: both sides start from the same state by
-	// construction, not because the first side cleaned up after itself.
-	if len(cfg.Steps) == 0 || slices.Contains(cfg.Steps, "baseline") {
-		if err := r.startCluster(ctx, "baseline"); err != nil {
-			return nil, err
-		}
-		err := r.step(ctx, "baseline", r.baseline)
-		r.stopCluster(err != nil)
-		if err != nil {
-			return r.report, err
-		}
-	}
-	if err := r.startCluster(ctx, "operator"); err != nil {
-		return nil, err
-	}
+	want := func(step string) bool { return len(cfg.Steps) == 0 || slices.Contains(cfg.Steps, step) }
 	failed := true
 	defer func() { r.stopCluster(failed) }()
-	if err := r.startManager(ctx, "manager", cfg.SyncPeriod); err != nil {
-		return nil, err
+	if err := r.convergence(ctx, want); err != nil {
+		return r.report, err
 	}
 	steps := map[string]func(context.Context) error{
-		"converge": r.converge, "idle": r.idle, "memory": r.memory,
+		"idle": r.idle, "memory": r.memory,
 		"spec-change": r.specChange, "restart": r.restart, "scale": r.scale,
 	}
-	for _, name := range StepNames[1:] {
-		if len(cfg.Steps) > 0 && !slices.Contains(cfg.Steps, name) {
+	for _, name := range StepNames[2:] {
+		if !want(name) {
 			continue
 		}
 		if err := r.step(ctx, name, steps[name]); err != nil {
@@ -244,6 +281,76 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	failed = false
 	return r.report, nil
+}
+
+// convergence runs the convergence comparison, repeated, and leaves the
+// operator's cluster of the last repeat running, with the operator, for the
+// steps after it.
+func (r *run) convergence(ctx context.Context, want func(string) bool) error {
+	// The baseline runs on a cluster of its own, which is stopped before
+	// the operator's cluster starts, and each side waits for a quiet
+	// machine before it starts: both sides start from the same state by
+	// construction, not because the first side cleaned up after itself.
+	// The comparison is repeated on fresh clusters (the machine's noise
+	// moves a side's time by 10 % from one run to the next); the later
+	// steps go on with the operator's cluster of the last repeat.
+	repeat := max(r.cfg.Repeat, 1)
+	if !want("baseline") && !want("converge") {
+		repeat = 1
+	}
+	for k := 1; k <= repeat; k++ {
+		suffix := ""
+		if k > 1 {
+			suffix = fmt.Sprint("-", k)
+		}
+		if repeat > 1 {
+			r.logf("bench: convergence, run %d of %d", k, repeat)
+		}
+		if err := r.convergenceRun(ctx, want, suffix); err != nil {
+			return err
+		}
+		if want("baseline") || want("converge") {
+			r.report.Convergence.Runs = append(r.report.Convergence.Runs, *r.conv)
+			r.report.summarizeConvergence()
+		}
+		if k < repeat {
+			r.stopCluster(false)
+		}
+	}
+	if repeat > 1 {
+		c := r.report.Convergence
+		r.logf("bench: convergence over %d runs: median ratio %.2f; medians operator %.1fs, baseline %.1fs", repeat, c.Ratio, c.OperatorMedian, c.BaselineMedian)
+	}
+	return nil
+}
+
+// convergenceRun is one repeat of the comparison: the baseline on a fresh
+// cluster, stopped after it, then the operator's cluster, with the operator
+// started, converging. suffix tells the repeat's step names apart.
+func (r *run) convergenceRun(ctx context.Context, want func(string) bool, suffix string) error {
+	r.conv = &ConvergenceRun{}
+	if want("baseline") {
+		if err := r.startCluster(ctx, "baseline"+suffix); err != nil {
+			return err
+		}
+		err := r.step(ctx, "baseline"+suffix, r.baseline)
+		r.stopCluster(err != nil)
+		if err != nil {
+			return err
+		}
+	}
+	if err := r.startCluster(ctx, "operator"+suffix); err != nil {
+		return err
+	}
+	if err := r.startManager(ctx, "manager", r.cfg.SyncPeriod); err != nil {
+		return err
+	}
+	if want("converge") {
+		if err := r.step(ctx, "converge"+suffix, r.converge); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // step runs the step called name, profiled when profiles are asked for.

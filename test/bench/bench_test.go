@@ -16,7 +16,7 @@ func TestBenchSmoke(t *testing.T) {
 	testbed.RequireCluster(t)
 	rep, err := Run(context.Background(), Config{
 		N: 50, Workers: 8, Nodes: 2, IdleWindow: 20 * time.Second, SyncPeriod: 8 * time.Second,
-		Changed: 10, Unrelated: 50, ScaleTo: 100, ScaleStep: 50, Log: os.Stderr,
+		Changed: 10, Unrelated: 50, ScaleTo: 100, ScaleStep: 50, Repeat: 2, Log: os.Stderr,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -24,6 +24,9 @@ func TestBenchSmoke(t *testing.T) {
 	t.Logf("\n%s", rep.Markdown("go test ./test/bench"))
 	if rep.Convergence.Ratio <= 0 || rep.Memory.Ready.CachedObjects < 50*9 || rep.Memory.Ready.HeapLiveBytes <= 0 {
 		t.Errorf("implausible report: ratio %v, %d cached objects, live heap %d", rep.Convergence.Ratio, rep.Memory.Ready.CachedObjects, rep.Memory.Ready.HeapLiveBytes)
+	}
+	if len(rep.Convergence.Runs) != 2 || rep.Convergence.Runs[1].Ratio <= 0 {
+		t.Errorf("convergence runs: %+v, want 2 with a ratio each", rep.Convergence.Runs)
 	}
 	if len(rep.Scale.Steps) != 1 || rep.Scale.Steps[0].Total != 100 || rep.Scale.Steps[0].Memory.CachedObjects <= rep.Memory.Ready.CachedObjects {
 		t.Errorf("scale step: %+v", rep.Scale.Steps)

@@ -21,6 +21,10 @@ func (rep *Report) Markdown(command string) string {
 	w("collection, the smallest of %d samples (RSS: the median). The raw report is `bench/report.json`, the run's output `bench/output.log`.", memSamples)
 	w("Convergence: each side runs on a fresh cluster of its own, started the same way (the baseline's, without an operator process,")
 	w("is stopped before the operator's starts). Readiness is observed through watches on both sides.")
+	if len(c.Runs) > 1 {
+		w("The comparison ran %d times, each time on fresh clusters; the convergence figures below are those of the run with the median ratio", len(c.Runs))
+		w("(every run: %s).", formatRuns(c.Runs))
+	}
 	w("Operator settings: client QPS %.0f, burst %d, %d concurrent reconciles per controller (the defaults); %d creating workers on both sides.",
 		rep.Config.OperatorQPS, rep.Config.OperatorBurst, rep.Config.ConcurrentRecons, rep.Config.Workers)
 	w("")
@@ -30,7 +34,7 @@ func (rep *Report) Markdown(command string) string {
 	}
 	w("| figure | result | target |")
 	w("| --- | --- | --- |")
-	w("| convergence: operator time / baseline time (baseline: a plain client applying the same child objects, built by the operator's builders, waiting for the same readiness) | **%.2f** (%.1f s / %.1f s) | ≤ 1.25 |", c.Ratio, c.OperatorSeconds, c.BaselineSeconds)
+	w("| convergence: operator time / baseline time (baseline: a plain client applying the same child objects, built by the operator's builders, waiting for the same readiness) | **%.2f** (%.1f s / %.1f s)%s | ≤ 1.25 |", c.Ratio, c.OperatorSeconds, c.BaselineSeconds, medians(c))
 	w("| create-to-ready latency per resource, operator p50 / p99 | %.1f s / %.1f s | |", c.OperatorP50, c.OperatorP99)
 	w("| create-to-ready latency per resource, baseline p50 / p99 | %.1f s / %.1f s | |", c.BaselineP50, c.BaselineP99)
 	w("| operator while converging: writes per resource (events included) | %.1f %s| |", c.WritesPerResource, paren(c.OperatorTraffic.Writes))
@@ -83,4 +87,22 @@ func paren(r Requests) string {
 		return ""
 	}
 	return "(" + strings.TrimSpace(r.String()) + ") "
+}
+
+// formatRuns lists each convergence run's times and ratio.
+func formatRuns(runs []ConvergenceRun) string {
+	var parts []string
+	for i, x := range runs {
+		parts = append(parts, fmt.Sprintf("%d: %.1f s / %.1f s = %.2f", i+1, x.OperatorSeconds, x.BaselineSeconds, x.Ratio))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// medians says, after a repeated comparison, which run the headline is
+// and what each side's median time was.
+func medians(c Convergence) string {
+	if len(c.Runs) < 2 {
+		return ""
+	}
+	return fmt.Sprintf("; median of %d runs (median times: operator %.1f s, baseline %.1f s)", len(c.Runs), c.OperatorMedian, c.BaselineMedian)
 }

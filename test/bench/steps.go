@@ -89,7 +89,7 @@ func (r *run) baseline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rep := &r.report.Convergence
+	rep := r.conv
 	rep.BaselineSeconds = secs
 	rep.BaselineMachineBusy = busy.fraction()
 	rep.BaselineCPU = busy.perProcess()
@@ -151,7 +151,7 @@ func (r *run) converge(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rep := &r.report.Convergence
+	rep := r.conv
 	rep.OperatorSeconds = secs
 	rep.OperatorMachineBusy = busy.fraction()
 	rep.OperatorCPU = busy.perProcess()
