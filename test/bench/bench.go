@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,6 +67,13 @@ type Config struct {
 	// median. The later steps run on the operator's cluster of the last
 	// repeat. 0 means 1.
 	Repeat int
+	// Paired runs both sides of each repeat at the same time, each
+	// cluster bound to half of the machine's CPUs (swapped from one repeat
+	// to the next), so that both meet the same moments of the machine;
+	// otherwise the baseline runs first, on the whole machine, then the
+	// operator. After paired repeats the operator converges once more,
+	// alone on the whole machine, on the cluster the later steps use.
+	Paired bool
 	// Steps, when not empty, limits the run to the steps named (see
 	// StepNames), for tuning; a report of a partial run says which ran.
 	Steps []string
@@ -159,11 +168,21 @@ type Convergence struct {
 	// times over Runs.
 	OperatorMedian float64 `json:"operator_seconds_median"`
 	BaselineMedian float64 `json:"baseline_seconds_median"`
+	// Paired says the sides of each run ran at the same time, each on
+	// half of the CPUs.
+	Paired bool `json:"paired"`
+	// Alone is, after paired runs, the operator converging by itself on
+	// the whole machine, on the cluster the later steps use.
+	Alone *ConvergenceRun `json:"operator_alone,omitempty"`
 }
 
 // ConvergenceRun is one repeat of the convergence comparison: the
 // baseline on a fresh cluster, then the operator on another.
 type ConvergenceRun struct {
+	// BaselineCPUs and OperatorCPUs are the CPUs each side's cluster was
+	// bound to (empty: all).
+	BaselineCPUs    []int   `json:"baseline_cpus,omitempty"`
+	OperatorCPUs    []int   `json:"operator_cpus,omitempty"`
 	OperatorSeconds float64 `json:"operator_seconds"`
 	BaselineSeconds float64 `json:"baseline_seconds"`
 	Ratio           float64 `json:"ratio_operator_to_baseline"`
@@ -239,6 +258,11 @@ type run struct {
 	pprofAddr string
 	// conv receives the figures of the convergence repeat that runs.
 	conv *ConvergenceRun
+	// cpus are the CPUs the cluster is bound to (all when empty).
+	cpus []int
+	// settled makes settle a no-op: the caller waited for a quiet
+	// machine.
+	settled bool
 }
 
 // Run performs the whole benchmark and returns its report. When a step
@@ -306,14 +330,22 @@ func (r *run) convergence(ctx context.Context, want func(string) bool) error {
 		if repeat > 1 {
 			r.logf("bench: convergence, run %d of %d", k, repeat)
 		}
-		if err := r.convergenceRun(ctx, want, suffix); err != nil {
+		run := r.convergenceRun
+		if r.cfg.Paired {
+			run = r.pairedRun
+		}
+		if err := run(ctx, want, k, suffix); err != nil {
 			return err
+		}
+		if c := r.conv; c.BaselineSeconds > 0 && c.OperatorSeconds > 0 {
+			c.Ratio = c.OperatorSeconds / c.BaselineSeconds
+			r.logf("bench: operator %.1fs, baseline %.1fs: ratio %.2f", c.OperatorSeconds, c.BaselineSeconds, c.Ratio)
 		}
 		if want("baseline") || want("converge") {
 			r.report.Convergence.Runs = append(r.report.Convergence.Runs, *r.conv)
 			r.report.summarizeConvergence()
 		}
-		if k < repeat {
+		if k < repeat && !r.cfg.Paired {
 			r.stopCluster(false)
 		}
 	}
@@ -321,13 +353,106 @@ func (r *run) convergence(ctx context.Context, want func(string) bool) error {
 		c := r.report.Convergence
 		r.logf("bench: convergence over %d runs: median ratio %.2f; medians operator %.1fs, baseline %.1fs", repeat, c.Ratio, c.OperatorMedian, c.BaselineMedian)
 	}
+	if !r.cfg.Paired {
+		return nil
+	}
+	r.report.Convergence.Paired = true
+	if !slices.ContainsFunc(StepNames[2:], want) {
+		return nil
+	}
+	// The later steps run on a cluster that has the whole machine, where
+	// the operator converges once more, by itself.
+	if err := r.startCluster(ctx, "operator"); err != nil {
+		return err
+	}
+	if err := r.startManager(ctx, "manager", r.cfg.SyncPeriod); err != nil {
+		return err
+	}
+	if want("converge") {
+		r.conv = &ConvergenceRun{}
+		if err := r.step(ctx, "converge", r.converge); err != nil {
+			return err
+		}
+		r.report.Convergence.Alone = r.conv
+	}
 	return nil
+}
+
+// pairedRun is one repeat of the comparison with both sides at the same
+// time, each on a cluster of its own bound to half of the CPUs: the first
+// half for the baseline in odd repeats, for the operator in even ones.
+func (r *run) pairedRun(ctx context.Context, want func(string) bool, k int, suffix string) error {
+	cpus, err := allowedCPUs()
+	if err != nil {
+		return err
+	}
+	if len(cpus) < 2 {
+		return fmt.Errorf("a paired run needs at least 2 CPUs, this process may use %v", cpus)
+	}
+	first, second := cpus[:len(cpus)/2], cpus[len(cpus)/2:]
+	if k%2 == 0 {
+		first, second = second, first
+	}
+	r.conv = &ConvergenceRun{}
+	side := func(cpus []int) *run {
+		return &run{cfg: r.cfg, report: r.report, conv: r.conv, cpus: cpus, settled: true}
+	}
+	base, op := side(first), side(second)
+	failed := true
+	defer func() {
+		base.stopCluster(failed)
+		op.stopCluster(failed)
+	}()
+	if want("baseline") {
+		r.conv.BaselineCPUs = first
+		if err := base.startCluster(ctx, "baseline"+suffix); err != nil {
+			return err
+		}
+	}
+	r.conv.OperatorCPUs = second
+	if err := op.startCluster(ctx, "operator"+suffix); err != nil {
+		return err
+	}
+	if err := op.startManager(ctx, "manager", r.cfg.SyncPeriod); err != nil {
+		return err
+	}
+	r.settle(ctx)
+	r.logf("bench: baseline on CPUs %v, operator on CPUs %v, at the same time", first, second)
+	var wg sync.WaitGroup
+	var baseErr, opErr error
+	if want("baseline") {
+		wg.Go(func() { baseErr = base.step(ctx, "baseline"+suffix, base.baseline) })
+	}
+	if want("converge") {
+		wg.Go(func() { opErr = op.step(ctx, "converge"+suffix, op.converge) })
+	}
+	wg.Wait()
+	if err := errors.Join(baseErr, opErr); err != nil {
+		return err
+	}
+	failed = false
+	return nil
+}
+
+// allowedCPUs lists the CPUs this process may run on.
+func allowedCPUs() ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, fmt.Errorf("reading the CPU affinity: %w", err)
+	}
+	var cpus []int
+	for c := 0; len(cpus) < set.Count(); c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
 }
 
 // convergenceRun is one repeat of the comparison: the baseline on a fresh
 // cluster, stopped after it, then the operator's cluster, with the operator
 // started, converging. suffix tells the repeat's step names apart.
-func (r *run) convergenceRun(ctx context.Context, want func(string) bool, suffix string) error {
+func (r *run) convergenceRun(ctx context.Context, want func(string) bool, _ int, suffix string) error {
 	r.conv = &ConvergenceRun{}
 	if want("baseline") {
 		if err := r.startCluster(ctx, "baseline"+suffix); err != nil {
@@ -374,7 +499,7 @@ func (r *run) startCluster(ctx context.Context, name string) error {
 	if dir != "" {
 		dir = filepath.Join(dir, name)
 	}
-	c, err := testbed.Start(ctx, testbed.Options{Mode: testbed.Simulated, Dir: dir, Nodes: r.cfg.Nodes, Audit: true, Profiling: r.cfg.ProfileDir != "", Log: r.cfg.Log})
+	c, err := testbed.Start(ctx, testbed.Options{Mode: testbed.Simulated, Dir: dir, Nodes: r.cfg.Nodes, Audit: true, Profiling: r.cfg.ProfileDir != "", Log: r.cfg.Log, CPUs: r.cpus})
 	if err != nil {
 		return err
 	}
@@ -572,13 +697,14 @@ func cpuSeconds(pid int) (float64, error) {
 	return (utime + stime) / clockTicks, nil
 }
 
-// machineCPU reads the machine's CPU time counters (all cores): busy and
-// total, in USER_HZ ticks.
 // settle waits until the machine is quiet (under a quarter of its CPU
 // busy over 5 seconds), at most a minute, so that each side of the
 // convergence starts on a cluster done with its own start-up work (the
 // controller manager's first syncs, the operator's first lists).
 func (r *run) settle(ctx context.Context) {
+	if r.settled {
+		return
+	}
 	const window = 5 * time.Second
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
@@ -596,30 +722,45 @@ func (r *run) settle(ctx context.Context) {
 	r.logf("bench: machine still busy after a minute; going on")
 }
 
-func machineCPU() (busy, total float64, err error) {
+// machineCPU reads the CPU time counters of cpus (all CPUs when empty):
+// busy and total, in USER_HZ ticks.
+func machineCPU(cpus []int) (busy, total float64, err error) {
 	data, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, 0, err
 	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	f := strings.Fields(line)
-	if len(f) < 5 || f[0] != "cpu" {
-		return 0, 0, fmt.Errorf("unexpected /proc/stat: %q", line)
+	want := map[string]bool{}
+	for _, c := range cpus {
+		want[fmt.Sprint("cpu", c)] = true
 	}
-	for i, v := range f[1:] {
-		x, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return 0, 0, err
+	if len(want) == 0 {
+		want["cpu"] = true // the sum over all CPUs
+	}
+	found := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || !want[f[0]] {
+			continue
 		}
-		// guest and guest_nice (fields 9 and 10) are included in user and nice.
-		if i >= 8 {
-			break
+		found++
+		for i, v := range f[1:] {
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, 0, err
+			}
+			// guest and guest_nice (fields 9 and 10) are included in user and nice.
+			if i >= 8 {
+				break
+			}
+			total += x
+			// idle and iowait are fields 4 and 5.
+			if i != 3 && i != 4 {
+				busy += x
+			}
 		}
-		total += x
-		// idle and iowait are fields 4 and 5.
-		if i != 3 && i != 4 {
-			busy += x
-		}
+	}
+	if found != len(want) {
+		return 0, 0, fmt.Errorf("/proc/stat has %d of the CPU lines %v", found, cpus)
 	}
 	return busy, total, nil
 }
@@ -628,17 +769,22 @@ func machineCPU() (busy, total float64, err error) {
 // CPU and the CPU time of each component of the cluster and of the
 // operator.
 type cpuMeter struct {
+	// cpus are the CPUs whose busy fraction is measured (all when empty).
+	cpus        []int
 	busy, total float64
 	pids        map[string]int
 	start       map[string]float64
 }
 
 func (r *run) startCPUMeter() *cpuMeter {
-	m := &cpuMeter{pids: r.cluster.Components(), start: map[string]float64{}}
+	m := &cpuMeter{cpus: r.cpus, pids: map[string]int{}, start: map[string]float64{}}
+	if r.cluster != nil {
+		m.pids = r.cluster.Components()
+	}
 	if _, ok := m.pids["manager"]; !ok && r.mgr != nil {
 		m.pids["manager"] = r.mgr.Pid()
 	}
-	m.busy, m.total, _ = machineCPU()
+	m.busy, m.total, _ = machineCPU(m.cpus)
 	for name, pid := range m.pids {
 		m.start[name], _ = cpuSeconds(pid)
 	}
@@ -647,7 +793,7 @@ func (r *run) startCPUMeter() *cpuMeter {
 
 // fraction is the machine's busy fraction since the start.
 func (m *cpuMeter) fraction() float64 {
-	b, t, err := machineCPU()
+	b, t, err := machineCPU(m.cpus)
 	if err != nil || t <= m.total {
 		return 0
 	}

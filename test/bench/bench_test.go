@@ -16,7 +16,7 @@ func TestBenchSmoke(t *testing.T) {
 	testbed.RequireCluster(t)
 	rep, err := Run(context.Background(), Config{
 		N: 50, Workers: 8, Nodes: 2, IdleWindow: 20 * time.Second, SyncPeriod: 8 * time.Second,
-		Changed: 10, Unrelated: 50, ScaleTo: 100, ScaleStep: 50, Repeat: 2, Log: os.Stderr,
+		Changed: 10, Unrelated: 50, ScaleTo: 100, ScaleStep: 50, Paired: true, Log: os.Stderr,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -25,8 +25,8 @@ func TestBenchSmoke(t *testing.T) {
 	if rep.Convergence.Ratio <= 0 || rep.Memory.Ready.CachedObjects < 50*9 || rep.Memory.Ready.HeapLiveBytes <= 0 {
 		t.Errorf("implausible report: ratio %v, %d cached objects, live heap %d", rep.Convergence.Ratio, rep.Memory.Ready.CachedObjects, rep.Memory.Ready.HeapLiveBytes)
 	}
-	if len(rep.Convergence.Runs) != 2 || rep.Convergence.Runs[1].Ratio <= 0 {
-		t.Errorf("convergence runs: %+v, want 2 with a ratio each", rep.Convergence.Runs)
+	if c := rep.Convergence; len(c.Runs) != 1 || len(c.OperatorCPUs) == 0 || len(c.BaselineCPUs) == 0 || c.Alone == nil || c.Alone.OperatorSeconds <= 0 {
+		t.Errorf("paired convergence: %+v, want 1 run with the CPUs of each side, and the operator alone after it", c)
 	}
 	if len(rep.Scale.Steps) != 1 || rep.Scale.Steps[0].Total != 100 || rep.Scale.Steps[0].Memory.CachedObjects <= rep.Memory.Ready.CachedObjects {
 		t.Errorf("scale step: %+v", rep.Scale.Steps)
@@ -42,5 +42,22 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if rep.SpecChange.WritesPerChange == 0 {
 		t.Error("a spec change caused no write")
+	}
+}
+
+// TestBenchSequentialSmoke runs the convergence comparison the other way,
+// the baseline before the operator, each on the whole machine, twice.
+func TestBenchSequentialSmoke(t *testing.T) {
+	testbed.RequireCluster(t)
+	rep, err := Run(context.Background(), Config{
+		N: 20, Workers: 8, Nodes: 2, IdleWindow: 20 * time.Second, SyncPeriod: 8 * time.Second,
+		Repeat: 2, Steps: []string{"baseline", "converge"}, Log: os.Stderr,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Convergence
+	if len(c.Runs) != 2 || c.Runs[0].Ratio <= 0 || c.Runs[1].Ratio <= 0 || c.Paired || c.Alone != nil || c.Ratio <= 0 {
+		t.Errorf("sequential convergence: %+v, want 2 runs with a ratio each", c)
 	}
 }

@@ -19,8 +19,14 @@ func (rep *Report) Markdown(command string) string {
 	w("kube-scheduler; kwok nodes) on the same machine. API requests are counted by the API server's audit log (user = the")
 	w("operator's ServiceAccount); memory is read from the operator process, heap figures right after a forced garbage")
 	w("collection, the smallest of %d samples (RSS: the median). The raw report is `bench/report.json`, the run's output `bench/output.log`.", memSamples)
-	w("Convergence: each side runs on a fresh cluster of its own, started the same way (the baseline's, without an operator process,")
-	w("is stopped before the operator's starts). Readiness is observed through watches on both sides.")
+	if c.Paired {
+		w("Convergence: each side runs on a fresh cluster of its own, started the same way (the baseline's without an operator process);")
+		w("both sides run at the same time, each cluster (and the operator) bound to half of the CPUs, the halves swapped from one run to")
+		w("the next, so that both meet the same moments of a machine whose speed drifts. Readiness is observed through watches on both sides.")
+	} else {
+		w("Convergence: each side runs on a fresh cluster of its own, started the same way (the baseline's, without an operator process,")
+		w("is stopped before the operator's starts). Readiness is observed through watches on both sides.")
+	}
 	if len(c.Runs) > 1 {
 		w("The comparison ran %d times, each time on fresh clusters; the convergence figures below are those of the run with the median ratio", len(c.Runs))
 		w("(every run: %s).", formatRuns(c.Runs))
@@ -35,11 +41,14 @@ func (rep *Report) Markdown(command string) string {
 	w("| figure | result | target |")
 	w("| --- | --- | --- |")
 	w("| convergence: operator time / baseline time (baseline: a plain client applying the same child objects, built by the operator's builders, waiting for the same readiness) | **%.2f** (%.1f s / %.1f s)%s | ≤ 1.25 |", c.Ratio, c.OperatorSeconds, c.BaselineSeconds, medians(c))
+	if a := c.Alone; a != nil {
+		w("| operator alone on the whole machine (the cluster of the later steps): time, p50 / p99 create-to-ready, CPU seconds by process | %.1f s, %.1f s / %.1f s, %s | |", a.OperatorSeconds, a.OperatorP50, a.OperatorP99, formatCPU(a.OperatorCPU))
+	}
 	w("| create-to-ready latency per resource, operator p50 / p99 | %.1f s / %.1f s | |", c.OperatorP50, c.OperatorP99)
 	w("| create-to-ready latency per resource, baseline p50 / p99 | %.1f s / %.1f s | |", c.BaselineP50, c.BaselineP99)
 	w("| operator while converging: writes per resource (events included) | %.1f %s| |", c.WritesPerResource, paren(c.OperatorTraffic.Writes))
 	w("| operator while converging: reads, CPU time | %d %s, %.1f s CPU | |", c.OperatorTraffic.Reads.Total(), paren(c.OperatorTraffic.Reads), c.OperatorCPUSeconds)
-	w("| machine CPU busy while converging, operator / baseline | %.0f %% / %.0f %% | |", 100*c.OperatorMachineBusy, 100*c.BaselineMachineBusy)
+	w("| CPU busy while converging (of the CPUs each side had), operator / baseline | %.0f %% / %.0f %% | |", 100*c.OperatorMachineBusy, 100*c.BaselineMachineBusy)
 	w("| CPU seconds by process while converging, operator side | %s | |", formatCPU(c.OperatorCPU))
 	w("| CPU seconds by process while converging, baseline side | %s | |", formatCPU(c.BaselineCPU))
 	i := rep.Idle
@@ -93,7 +102,11 @@ func paren(r Requests) string {
 func formatRuns(runs []ConvergenceRun) string {
 	var parts []string
 	for i, x := range runs {
-		parts = append(parts, fmt.Sprintf("%d: %.1f s / %.1f s = %.2f", i+1, x.OperatorSeconds, x.BaselineSeconds, x.Ratio))
+		cpus := ""
+		if len(x.OperatorCPUs) > 0 {
+			cpus = fmt.Sprintf(" (operator on CPUs %v)", x.OperatorCPUs)
+		}
+		parts = append(parts, fmt.Sprintf("%d: %.1f s / %.1f s = %.2f%s", i+1, x.OperatorSeconds, x.BaselineSeconds, x.Ratio, cpus))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -38,11 +38,21 @@ func (r *run) profile(ctx context.Context, step string) (stop func()) {
 	var wg sync.WaitGroup
 	take := func(component string, client *http.Client, url func() string) {
 		defer wg.Done()
+		logged := false
 		for k := 0; ctx.Err() == nil; k++ {
 			path := filepath.Join(r.cfg.ProfileDir, fmt.Sprintf("%s-%s-%03d.pb.gz", step, component, k))
 			if err := fetchProfile(ctx, client, url(), path); err != nil && ctx.Err() == nil {
-				r.logf("bench: profile of %s: %v", component, err)
-				return
+				// A profile the previous step asked for may still be
+				// running (HTTP 500), the operator may be restarting:
+				// try again shortly, and say so once per step.
+				if !logged {
+					r.logf("bench: profile of %s (trying again every 2 s): %v", component, err)
+					logged = true
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(2 * time.Second):
+				}
 			}
 		}
 	}

@@ -94,7 +94,8 @@ func (r *run) baseline(ctx context.Context) error {
 	rep.BaselineMachineBusy = busy.fraction()
 	rep.BaselineCPU = busy.perProcess()
 	rep.BaselineP50, rep.BaselineP99 = rd.percentiles()
-	r.logf("bench: baseline: %d resources ready in %.1fs (machine CPU %.0f%% busy)", 2*n, secs, 100*rep.BaselineMachineBusy)
+	r.logf("bench: baseline: %d resources ready in %.1fs (CPU %.0f%% busy); p50 %.1fs p99 %.1fs", 2*n, secs, 100*rep.BaselineMachineBusy, rep.BaselineP50, rep.BaselineP99)
+	r.logf("bench: baseline side, CPU seconds by process: %s", formatCPU(rep.BaselineCPU))
 	return nil
 }
 
@@ -156,9 +157,6 @@ func (r *run) converge(ctx context.Context) error {
 	rep.OperatorMachineBusy = busy.fraction()
 	rep.OperatorCPU = busy.perProcess()
 	rep.OperatorP50, rep.OperatorP99 = rd.percentiles()
-	if rep.BaselineSeconds > 0 {
-		rep.Ratio = secs / rep.BaselineSeconds
-	}
 	if rep.OperatorTraffic, err = r.traffic(start, time.Now()); err != nil {
 		return err
 	}
@@ -168,10 +166,9 @@ func (r *run) converge(ctx context.Context) error {
 		return err
 	}
 	rep.OperatorCPUSeconds = cpu1 - cpu0
-	r.logf("bench: operator: %d resources ready in %.1fs (baseline %.1fs, ratio %.2f); p50 %.1fs p99 %.1fs (baseline %.1fs %.1fs)",
-		2*n, secs, rep.BaselineSeconds, rep.Ratio, rep.OperatorP50, rep.OperatorP99, rep.BaselineP50, rep.BaselineP99)
-	r.logf("bench: machine CPU busy while converging: operator %.0f%%, baseline %.0f%%", 100*rep.OperatorMachineBusy, 100*rep.BaselineMachineBusy)
-	r.logf("bench: CPU seconds by process while converging: operator side %s; baseline side %s", formatCPU(rep.OperatorCPU), formatCPU(rep.BaselineCPU))
+	r.logf("bench: operator: %d resources ready in %.1fs (CPU %.0f%% busy); p50 %.1fs p99 %.1fs",
+		2*n, secs, 100*rep.OperatorMachineBusy, rep.OperatorP50, rep.OperatorP99)
+	r.logf("bench: operator side, CPU seconds by process: %s", formatCPU(rep.OperatorCPU))
 	r.logf("bench: operator while converging: %.1f s CPU, %.1f writes per resource [%s], reads [%s]",
 		rep.OperatorCPUSeconds, rep.WritesPerResource, rep.OperatorTraffic.Writes, rep.OperatorTraffic.Reads)
 	return nil

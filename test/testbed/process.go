@@ -6,9 +6,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Process is a program started by the testbed: a cluster component, or an
@@ -28,6 +31,12 @@ type Process struct {
 // own process group (so Stop reaches its children too) and dies with
 // SIGKILL if the process that started it dies first.
 func StartProcess(name, bin string, args []string, logPath string) (*Process, error) {
+	return startProcess(name, bin, args, logPath, nil)
+}
+
+// startProcess is StartProcess that, when cpus is not empty, runs the
+// process (and every thread and child it starts) on those CPUs only.
+func startProcess(name, bin string, args []string, logPath string, cpus []int) (*Process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	var logFile *os.File
@@ -44,7 +53,7 @@ func StartProcess(name, bin string, args []string, logPath string) (*Process, er
 			_ = logFile.Close()
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startOnCPUs(cmd, cpus); err != nil {
 		closeLog()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -126,3 +135,38 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // errProcessExited is returned when a component dies while the testbed
 // waits for it.
 var errProcessExited = errors.New("process exited")
+
+// startOnCPUs starts cmd with its CPU affinity set to cpus (all CPUs when
+// empty). The child inherits the affinity of the thread that forks it, so
+// the calling goroutine is locked to its thread, the thread's affinity set
+// for the fork and restored after it: the process is bound from its first
+// instruction (a Go program sizes GOMAXPROCS from it), which setting the
+// affinity of a started process could not do for the threads it has
+// already made. (The thread must outlive the fork: a child started with
+// Pdeathsig is killed when the thread that forked it exits.)
+func startOnCPUs(cmd *exec.Cmd, cpus []int) error {
+	if len(cpus) == 0 {
+		return cmd.Start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var orig, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &orig); err != nil {
+		return fmt.Errorf("reading the CPU affinity: %w", err)
+	}
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("setting the CPU affinity to %v: %w", cpus, err)
+	}
+	err := cmd.Start()
+	if rerr := unix.SchedSetaffinity(0, &orig); rerr != nil {
+		if err == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		return fmt.Errorf("restoring the CPU affinity: %w", rerr)
+	}
+	return err
+}

@@ -69,6 +69,10 @@ type Options struct {
 	// Profiling serves net/http/pprof on the API server (/debug/pprof,
 	// cluster administrators only), for finding where its time goes.
 	Profiling bool
+	// CPUs, when not empty, binds every process of the cluster (and every
+	// process started with Cluster.StartProcess, such as an operator) to
+	// these CPUs, so that two clusters on one machine do not share cores.
+	CPUs []int
 	// Images limits the local images (refs listed in bin/images/images.json)
 	// imported into a real node's containerd; empty imports all of them.
 	Images []string
@@ -383,7 +387,7 @@ func (c *Cluster) start(name, bin string, args ...string) error {
 // of the cluster: its output goes to LogDir/<name>.log and Stop ends it
 // before the cluster's own components.
 func (c *Cluster) StartProcess(name, bin string, args ...string) (*Process, error) {
-	p, err := StartProcess(name, bin, args, filepath.Join(c.LogDir, name+".log"))
+	p, err := startProcess(name, bin, args, filepath.Join(c.LogDir, name+".log"), c.opts.CPUs)
 	if err != nil {
 		return nil, err
 	}
