@@ -8,12 +8,12 @@
 package bench
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -160,8 +160,12 @@ type Report struct {
 
 // Convergence is the outcome of the convergence comparison.
 type Convergence struct {
-	// The figures of the run whose ratio is the median of Runs.
+	// The figures of the run whose ratio is nearest to RatioEstimate.
 	ConvergenceRun
+	// RatioEstimate is the operator-to-baseline ratio the runs give:
+	// their geometric mean, balanced over CPU assignments (see
+	// ratioEstimate).
+	RatioEstimate float64 `json:"ratio_estimate"`
 	// Runs are all repeats of the comparison, in order.
 	Runs []ConvergenceRun `json:"runs"`
 	// OperatorMedian and BaselineMedian are the medians of each side's
@@ -210,19 +214,61 @@ type ConvergenceRun struct {
 	OperatorCPU map[string]float64 `json:"operator_cpu_seconds_by_process"`
 }
 
-// summarizeConvergence sets the headline figures from the runs: those of
-// the run with the median ratio (of an even count, the lower of the two
-// middle ones), and each side's median time.
+// summarizeConvergence sets the headline figures from the runs: the ratio
+// estimate, the figures of the run whose ratio is nearest to it, and each
+// side's median time.
 func (rep *Report) summarizeConvergence() {
 	c := &rep.Convergence
 	if len(c.Runs) == 0 {
 		return
 	}
-	byRatio := slices.Clone(c.Runs)
-	slices.SortStableFunc(byRatio, func(a, b ConvergenceRun) int { return cmp.Compare(a.Ratio, b.Ratio) })
-	c.ConvergenceRun = byRatio[(len(byRatio)-1)/2]
+	c.RatioEstimate = ratioEstimate(c.Runs)
+	c.ConvergenceRun = c.Runs[len(c.Runs)-1]
+	best := math.Inf(1)
+	for _, x := range c.Runs {
+		if x.Ratio <= 0 || c.RatioEstimate <= 0 {
+			continue
+		}
+		if d := math.Abs(math.Log(x.Ratio / c.RatioEstimate)); d < best {
+			best, c.ConvergenceRun = d, x
+		}
+	}
 	c.OperatorMedian = medianOf(c.Runs, func(x ConvergenceRun) float64 { return x.OperatorSeconds })
 	c.BaselineMedian = medianOf(c.Runs, func(x ConvergenceRun) float64 { return x.BaselineSeconds })
+}
+
+// ratioEstimate is the geometric mean of the runs' ratios, balanced over
+// the CPU assignments: the runs are grouped by the CPUs the operator had,
+// each group's ratios averaged (geometrically), then the groups averaged
+// with equal weight. When one half of the CPUs is steadily faster by a
+// factor f, a run with the operator on it measures r/f and one with the
+// baseline on it r·f; this mean gives r. Runs without a ratio are left
+// out; with none, it is 0.
+func ratioEstimate(runs []ConvergenceRun) float64 {
+	groups := map[string][]float64{}
+	var order []string
+	for _, x := range runs {
+		if x.Ratio <= 0 {
+			continue
+		}
+		k := fmt.Sprint(x.OperatorCPUs)
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], math.Log(x.Ratio))
+	}
+	if len(order) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, k := range order {
+		var g float64
+		for _, l := range groups[k] {
+			g += l
+		}
+		sum += g / float64(len(groups[k]))
+	}
+	return math.Exp(sum / float64(len(order)))
 }
 
 // medianOf is the median of f over xs (of an even count, the mean of the
@@ -337,13 +383,8 @@ func (r *run) convergence(ctx context.Context, want func(string) bool) error {
 		if err := run(ctx, want, k, suffix); err != nil {
 			return err
 		}
-		if c := r.conv; c.BaselineSeconds > 0 && c.OperatorSeconds > 0 {
-			c.Ratio = c.OperatorSeconds / c.BaselineSeconds
-			r.logf("bench: operator %.1fs, baseline %.1fs: ratio %.2f", c.OperatorSeconds, c.BaselineSeconds, c.Ratio)
-		}
 		if want("baseline") || want("converge") {
-			r.report.Convergence.Runs = append(r.report.Convergence.Runs, *r.conv)
-			r.report.summarizeConvergence()
+			r.recordRun()
 		}
 		if k < repeat && !r.cfg.Paired {
 			r.stopCluster(false)
@@ -351,7 +392,7 @@ func (r *run) convergence(ctx context.Context, want func(string) bool) error {
 	}
 	if repeat > 1 {
 		c := r.report.Convergence
-		r.logf("bench: convergence over %d runs: median ratio %.2f; medians operator %.1fs, baseline %.1fs", repeat, c.Ratio, c.OperatorMedian, c.BaselineMedian)
+		r.logf("bench: convergence over %d runs: ratio %.2f (geometric mean, balanced over CPU assignments); medians operator %.1fs, baseline %.1fs", repeat, c.RatioEstimate, c.OperatorMedian, c.BaselineMedian)
 	}
 	if !r.cfg.Paired {
 		return nil
@@ -360,8 +401,23 @@ func (r *run) convergence(ctx context.Context, want func(string) bool) error {
 	if !slices.ContainsFunc(StepNames[2:], want) {
 		return nil
 	}
-	// The later steps run on a cluster that has the whole machine, where
-	// the operator converges once more, by itself.
+	return r.convergeAlone(ctx, want)
+}
+
+// recordRun adds the convergence run that ended to the report.
+func (r *run) recordRun() {
+	if c := r.conv; c.BaselineSeconds > 0 && c.OperatorSeconds > 0 {
+		c.Ratio = c.OperatorSeconds / c.BaselineSeconds
+		r.logf("bench: operator %.1fs, baseline %.1fs: ratio %.2f", c.OperatorSeconds, c.BaselineSeconds, c.Ratio)
+	}
+	r.report.Convergence.Runs = append(r.report.Convergence.Runs, *r.conv)
+	r.report.summarizeConvergence()
+}
+
+// convergeAlone starts the cluster of the steps after paired convergence
+// runs, which has the whole machine, and has the operator converge on it
+// once more, by itself.
+func (r *run) convergeAlone(ctx context.Context, want func(string) bool) error {
 	if err := r.startCluster(ctx, "operator"); err != nil {
 		return err
 	}

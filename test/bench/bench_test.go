@@ -57,7 +57,7 @@ func TestBenchSequentialSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := rep.Convergence
-	if len(c.Runs) != 2 || c.Runs[0].Ratio <= 0 || c.Runs[1].Ratio <= 0 || c.Paired || c.Alone != nil || c.Ratio <= 0 {
+	if len(c.Runs) != 2 || c.Runs[0].Ratio <= 0 || c.Runs[1].Ratio <= 0 || c.Paired || c.Alone != nil || c.RatioEstimate <= 0 {
 		t.Errorf("sequential convergence: %+v, want 2 runs with a ratio each", c)
 	}
 }

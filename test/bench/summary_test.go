@@ -2,45 +2,63 @@ package bench
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 )
 
 func TestSummarizeConvergence(t *testing.T) {
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 	rep := &Report{}
+	// CPU 1 is 1.5 times slower than CPU 0: the true ratio, 1.2, shows
+	// as 1.8 with the operator on CPU 1 and as 0.8 with it on CPU 0.
+	rep.Convergence.Runs = []ConvergenceRun{
+		{OperatorCPUs: []int{1}, OperatorSeconds: 180, BaselineSeconds: 100, Ratio: 1.8, OperatorP50: 1},
+		{OperatorCPUs: []int{0}, OperatorSeconds: 80, BaselineSeconds: 100, Ratio: 0.8, OperatorP50: 2},
+		{OperatorCPUs: []int{1}, OperatorSeconds: 216, BaselineSeconds: 120, Ratio: 1.8, OperatorP50: 3},
+	}
+	rep.summarizeConvergence()
+	c := rep.Convergence
+	if !near(c.RatioEstimate, 1.2) {
+		t.Errorf("ratio estimate %v, want 1.2: the two CPU assignments weigh the same however many runs each had", c.RatioEstimate)
+	}
+	if c.OperatorMedian != 180 || c.BaselineMedian != 100 {
+		t.Errorf("medians: operator %v, baseline %v; want 180, 100", c.OperatorMedian, c.BaselineMedian)
+	}
+	// Every ratio is as far from 1.2 in log terms (up to rounding).
+	if c.OperatorP50 != 1 && c.OperatorP50 != 2 {
+		t.Errorf("headline run has p50 %v, want one of the runs'", c.OperatorP50)
+	}
+
+	// Of one assignment (sequential runs): the plain geometric mean, and
+	// the figures of the run nearest to it; of an even count the mean of
+	// the middle times.
 	rep.Convergence.Runs = []ConvergenceRun{
 		{OperatorSeconds: 150, BaselineSeconds: 100, Ratio: 1.5, OperatorP50: 1},
 		{OperatorSeconds: 117, BaselineSeconds: 90, Ratio: 1.3, OperatorP50: 2},
 		{OperatorSeconds: 168, BaselineSeconds: 120, Ratio: 1.4, OperatorP50: 3},
+		{OperatorSeconds: 0, BaselineSeconds: 0, Ratio: 0, OperatorP50: 4}, // failed: no ratio
 	}
-	rep.summarizeConvergence()
-	c := rep.Convergence
-	if c.Ratio != 1.4 || c.OperatorP50 != 3 {
-		t.Errorf("headline run: ratio %v, p50 %v; want the third run (ratio 1.4)", c.Ratio, c.OperatorP50)
-	}
-	if c.OperatorMedian != 150 || c.BaselineMedian != 100 {
-		t.Errorf("medians: operator %v, baseline %v; want 150, 100", c.OperatorMedian, c.BaselineMedian)
-	}
-
-	// Of an even count: the lower middle ratio; the mean of the middle times.
-	rep.Convergence.Runs = rep.Convergence.Runs[:2]
 	rep.summarizeConvergence()
 	c = rep.Convergence
-	if c.Ratio != 1.3 || c.OperatorMedian != 133.5 || c.BaselineMedian != 95 {
-		t.Errorf("two runs: ratio %v, medians %v / %v; want 1.3, 133.5 / 95", c.Ratio, c.OperatorMedian, c.BaselineMedian)
+	if want := math.Cbrt(1.5 * 1.3 * 1.4); !near(c.RatioEstimate, want) || c.OperatorP50 != 3 {
+		t.Errorf("sequential: estimate %v (want %v), headline p50 %v (want the third run's)", c.RatioEstimate, want, c.OperatorP50)
+	}
+	if c.OperatorMedian != 133.5 || c.BaselineMedian != 95 {
+		t.Errorf("medians %v / %v, want 133.5 / 95", c.OperatorMedian, c.BaselineMedian)
 	}
 
-	// The headline figures keep their JSON names, next to the runs.
+	// The run figures keep their JSON names, next to the estimate and the runs.
 	data, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"ratio_operator_to_baseline":1.3`, `"runs":[{`, `"operator_seconds_median":133.5`} {
+	for _, key := range []string{`"ratio_operator_to_baseline":1.4`, `"runs":[{`, `"operator_seconds_median":133.5`, `"ratio_estimate":1.39`} {
 		if !strings.Contains(string(data), key) {
 			t.Errorf("JSON report lacks %s: %s", key, data)
 		}
 	}
-	if md := rep.Markdown("x"); !strings.Contains(md, "1: 150.0 s / 100.0 s = 1.50; 2: 117.0 s / 90.0 s = 1.30") {
-		t.Errorf("Markdown does not list the runs:\n%s", md)
+	if md := rep.Markdown("x"); !strings.Contains(md, "1: 150.0 s / 100.0 s = 1.50; 2: 117.0 s / 90.0 s = 1.30") || !strings.Contains(md, "**1.40** (4 runs;") {
+		t.Errorf("Markdown does not give the estimate and list the runs:\n%s", md)
 	}
 }

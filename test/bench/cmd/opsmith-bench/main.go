@@ -31,7 +31,7 @@ func main() {
 	flag.IntVar(&cfg.ScaleTo, "scale-to", 10000, "scale curve: add MicroServiceDeploys up to this total (0: no scale curve)")
 	flag.IntVar(&cfg.ScaleStep, "scale-step", 1000, "scale curve: MicroServiceDeploys added per step")
 	flag.DurationVar(&cfg.ScaleBudget, "scale-budget", 0, "scale curve: start no step that would end after this much time (0: no limit)")
-	flag.IntVar(&cfg.Repeat, "repeat", 3, "convergence: run the comparison this many times, each side on a fresh cluster, and report the median")
+	flag.IntVar(&cfg.Repeat, "repeat", 2, "convergence: run the comparison this many times, on fresh clusters (paired: the CPU halves swapped each time, so use an even count), and report the geometric mean of the ratios")
 	flag.BoolVar(&cfg.Paired, "paired", true, "convergence: run both sides of each repeat at the same time, each cluster bound to half of the CPUs (false: the baseline first, then the operator, each on the whole machine)")
 	steps := flag.String("steps", "", "run only these steps, comma-separated, for tuning (of: "+strings.Join(bench.StepNames, ",")+"); empty: all")
 	flag.StringVar(&cfg.ProfileDir, "profile-dir", "", "write CPU profiles of the API server and the operator, taken while each step runs, to this directory")
