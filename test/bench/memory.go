@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -176,10 +175,9 @@ func (r *run) settledMemory(ctx context.Context) (Memory, error) {
 	return prev, nil
 }
 
+// median is the median of the samples (memSamples, an odd count).
 func median(v []int64) int64 {
-	s := append([]int64(nil), v...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
+	return int64(medianOf(v, func(x int64) float64 { return float64(x) }))
 }
 
 func (m Memory) String() string {
