@@ -38,6 +38,8 @@ func main() {
 	flag.IntVar(&o.ClientBurst, "kube-api-burst", o.ClientBurst, "burst of requests above kube-api-qps")
 	flag.DurationVar(&o.SyncPeriod, "sync-period", o.SyncPeriod,
 		"how often every object is reconciled again even without a change")
+	flag.DurationVar(&o.StatusProgressDelay, "status-progress-delay", o.StatusProgressDelay,
+		"how long an AppService's or MicroServiceDeploy's status that reports only progress may be held back, so that one that settles sooner is written once; outcomes are written at once; 0 writes every change")
 	flag.StringVar(&o.MicroService.BaseDomain, "microservice-base-domain", o.MicroService.BaseDomain,
 		"MicroServiceDeploy: base of the domain names <path>.<msName>.<base>")
 	flag.StringVar(&o.MicroService.IngressClass, "microservice-ingress-class", o.MicroService.IngressClass,

@@ -66,6 +66,11 @@ type Options struct {
 	// SyncPeriod is how often every watched object is reconciled again even
 	// without a change.
 	SyncPeriod time.Duration
+	// StatusProgressDelay is how long the AppService and MicroServiceDeploy
+	// controllers may hold back a status that reports only progress, so
+	// that an object that settles within it is written once (see
+	// apply.Pacer); 0 writes every change at once.
+	StatusProgressDelay time.Duration
 	// MicroService configures the MicroServiceDeploy controller.
 	MicroService microservice.Config
 	// AllowDuplicateControllers lets several managers run in one process
@@ -88,6 +93,7 @@ func DefaultOptions() Options {
 		ClientQPS:               100,
 		ClientBurst:             200,
 		SyncPeriod:              10 * time.Hour,
+		StatusProgressDelay:     5 * time.Second,
 		MicroService:            microservice.DefaultConfig(),
 	}
 }
@@ -96,11 +102,12 @@ func DefaultOptions() Options {
 type setupFunc func(mgr ctrl.Manager, o Options, opts controller.Options) error
 
 var controllers = map[string]setupFunc{
-	appservice.Name: func(mgr ctrl.Manager, _ Options, opts controller.Options) error {
+	appservice.Name: func(mgr ctrl.Manager, o Options, opts controller.Options) error {
 		return (&appservice.Reconciler{
 			Client:    mgr.GetClient(),
 			APIReader: mgr.GetAPIReader(),
 			Recorder:  mgr.GetEventRecorder(appservice.FieldManager),
+			Pacer:     &apply.Pacer{Delay: o.StatusProgressDelay},
 		}).SetupWithManager(mgr, opts)
 	},
 	etcdcluster.Name: func(mgr ctrl.Manager, _ Options, opts controller.Options) error {
@@ -117,6 +124,7 @@ var controllers = map[string]setupFunc{
 			APIReader: mgr.GetAPIReader(),
 			Recorder:  mgr.GetEventRecorder(microservice.FieldManager),
 			Config:    o.MicroService,
+			Pacer:     &apply.Pacer{Delay: o.StatusProgressDelay},
 		}).SetupWithManager(mgr, opts)
 	},
 }

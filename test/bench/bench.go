@@ -107,6 +107,9 @@ type Report struct {
 		OperatorQPS             float64 `json:"operator_client_qps"`
 		OperatorBurst           int     `json:"operator_client_burst"`
 		ConcurrentRecons        int     `json:"max_concurrent_reconciles"`
+		// StatusProgressDelaySecs is how long the operator may hold back
+		// a status that reports only progress (the shipped default).
+		StatusProgressDelaySecs float64 `json:"status_progress_delay_seconds"`
 	} `json:"config"`
 	Convergence Convergence `json:"convergence"`
 	Idle        struct {
@@ -329,6 +332,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.report.Config.OperatorQPS = float64(defaults.ClientQPS)
 	r.report.Config.OperatorBurst = defaults.ClientBurst
 	r.report.Config.ConcurrentRecons = defaults.MaxConcurrentReconciles
+	r.report.Config.StatusProgressDelaySecs = defaults.StatusProgressDelay.Seconds()
 	r.report.Steps = cfg.Steps
 
 	want := func(step string) bool { return len(cfg.Steps) == 0 || slices.Contains(cfg.Steps, step) }

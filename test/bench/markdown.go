@@ -32,8 +32,9 @@ func (rep *Report) Markdown(command string) string {
 		w("assignments (a steadily faster half of the CPUs favours each side equally); the other convergence figures are those of the run")
 		w("whose ratio is nearest to it (every run: %s).", formatRuns(c.Runs))
 	}
-	w("Operator settings: client QPS %.0f, burst %d, %d concurrent reconciles per controller (the defaults); %d creating workers on both sides.",
-		rep.Config.OperatorQPS, rep.Config.OperatorBurst, rep.Config.ConcurrentRecons, rep.Config.Workers)
+	w("Operator settings: client QPS %.0f, burst %d, %d concurrent reconciles per controller, progress-only statuses held up to %s (the defaults); %d creating workers on both sides.",
+		rep.Config.OperatorQPS, rep.Config.OperatorBurst, rep.Config.ConcurrentRecons,
+		time.Duration(rep.Config.StatusProgressDelaySecs*float64(time.Second)), rep.Config.Workers)
 	w("")
 	if rep.Failed != "" {
 		w("**The step %q failed in this run; its figures and those of later steps are missing (zero) below.**", rep.Failed)

@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,6 +29,9 @@ type Reconciler struct {
 	// "exists but is not ours" (the cache only holds objects opsmith labels).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// Pacer holds back status writes that report only progress (nil:
+	// none are held).
+	Pacer *apply.Pacer
 }
 
 // +kubebuilder:rbac:groups=apps.opsmith.io,resources=appservices,verbs=get;list;watch
@@ -52,6 +56,9 @@ type Reconciler struct {
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	as := &appsv1alpha1.AppService{}
 	if err := r.Client.Get(ctx, req.NamespacedName, as); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Pacer.Forget(req.NamespacedName)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !as.DeletionTimestamp.IsZero() {
@@ -73,8 +80,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if depFound {
 		observed = dep
 	}
-	if serr := apply.WriteStatus(ctx, r.Client, as, &as.Status, computeStatus(as, observed, stuck)); serr != nil && err == nil {
+	st := computeStatus(as, observed, stuck)
+	held, serr := apply.WriteStatusPaced(ctx, r.Client, r.Pacer, as, &as.Status, st, inProgress(st))
+	if serr != nil && err == nil {
 		err = serr
 	}
-	return reconcile.Result{}, err
+	return reconcile.Result{RequeueAfter: held}, err
 }

@@ -3,6 +3,7 @@ package appservice_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,12 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
 	"opsmith.io/opsmith/internal/controller/appservice"
+	"opsmith.io/opsmith/internal/manager"
 	"opsmith.io/opsmith/test/managertest"
 	"opsmith.io/opsmith/test/testbed"
 )
@@ -395,5 +398,83 @@ func TestRefusesToTakeOverForeignObjects(t *testing.T) {
 	}
 	if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &corev1.Service{}); !apierrors.IsNotFound(err) {
 		t.Errorf("Service created although the Deployment is blocked: %v", err)
+	}
+}
+
+// statusWrites counts the writes of an AppService's status from now on,
+// through a watch: every change of the object after its creation is a
+// status write (nothing else writes it in these tests).
+func statusWrites(t *testing.T, ns, name string) func() int {
+	t.Helper()
+	wc, err := client.NewWithWatch(suite.Cluster.Config, client.Options{Scheme: suite.Client.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := wc.Watch(ctx, &appsv1alpha1.AppServiceList{}, client.InNamespace(ns))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	n := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range w.ResultChan() {
+			if obj, ok := ev.Object.(*appsv1alpha1.AppService); ok && obj.Name == name && ev.Type == watch.Modified {
+				mu.Lock()
+				n++
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { w.Stop(); cancel(); <-done })
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+// A new AppService whose pods are up before the status progress delay
+// (5 s by default) has passed gets one status write, its outcome, instead
+// of "rolling out" first; one that stays in progress gets that status
+// once the delay has passed.
+func TestStatusSettlingWithinDelayIsWrittenOnce(t *testing.T) {
+	ns := testbed.Namespace(t, suite.Client)
+	writes := statusWrites(t, ns, "quick")
+	start := time.Now()
+	createAndWait(t, newAppService(ns, "quick"))
+	markDeploymentReady(t, ns, "quick")
+	eventually(t, "AppService Available", func() error {
+		got := get(t, ns, "quick", &appsv1alpha1.AppService{})
+		if av := condition(got, appsv1alpha1.ConditionAvailable); av.Status != metav1.ConditionTrue {
+			return fmt.Errorf("status = %+v", got.Status)
+		}
+		return nil
+	})
+	if elapsed := time.Since(start); elapsed >= manager.DefaultOptions().StatusProgressDelay {
+		t.Skipf("the Deployment was marked ready %s after the AppService's creation, later than the delay: nothing to check", elapsed)
+	}
+	// Wait for a write the delay might still bring.
+	time.Sleep(manager.DefaultOptions().StatusProgressDelay + time.Second)
+	if n := writes(); n != 1 {
+		t.Errorf("%d status writes, want 1 (the outcome only)", n)
+	}
+
+	// One that stays in progress reports it after the delay.
+	slow := newAppService(ns, "slow")
+	createAndWait(t, slow)
+	created := time.Now()
+	eventually(t, "status reports the rollout", func() error {
+		got := get(t, ns, "slow", &appsv1alpha1.AppService{})
+		if pr := condition(got, appsv1alpha1.ConditionProgressing); pr.Status != metav1.ConditionTrue || got.Status.ObservedGeneration != got.Generation {
+			return fmt.Errorf("status = %+v", got.Status)
+		}
+		return nil
+	})
+	if lag := time.Since(created); lag > manager.DefaultOptions().StatusProgressDelay+3*time.Second {
+		t.Errorf("progress reported %s after the children were created, want about %s", lag, manager.DefaultOptions().StatusProgressDelay)
 	}
 }

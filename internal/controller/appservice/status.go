@@ -45,6 +45,13 @@ func computeStatus(as *appsv1alpha1.AppService, dep *appsv1.Deployment, stuck *a
 	return st
 }
 
+// inProgress reports whether a status reports only progress (the rollout
+// goes on), not an outcome (done, stuck, blocked): such a status may be
+// held back for a while (see apply.Pacer).
+func inProgress(st appsv1alpha1.AppServiceStatus) bool {
+	return meta.IsStatusConditionTrue(st.Conditions, appsv1alpha1.ConditionProgressing)
+}
+
 // setAvailable sets Available: True when every requested pod is ready.
 func setAvailable(st *appsv1alpha1.AppServiceStatus, as *appsv1alpha1.AppService, dep *appsv1.Deployment, size int32) {
 	c := metav1.Condition{Type: appsv1alpha1.ConditionAvailable, ObservedGeneration: as.Generation}

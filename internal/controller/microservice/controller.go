@@ -49,6 +49,9 @@ type Reconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Config    Config
+	// Pacer holds back status writes that report only progress (nil:
+	// none are held).
+	Pacer *apply.Pacer
 
 	quotaChecks quotaChecks
 	// revisions counts the changes to each namespace's instances that
@@ -94,6 +97,9 @@ type instance struct {
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	m := &appsv1alpha1.MicroServiceDeploy{}
 	if err := r.Client.Get(ctx, req.NamespacedName, m); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Pacer.Forget(req.NamespacedName)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !m.DeletionTimestamp.IsZero() {
@@ -119,10 +125,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		err = r.reconcileObjects(ctx, in)
 	}
 	in.children.Flush(m)
-	if serr := apply.WriteStatus(ctx, r.Client, m, &m.Status, computeStatus(m, in.dep, in.blocked, r.Config)); serr != nil && err == nil {
+	st := computeStatus(m, in.dep, in.blocked, r.Config)
+	held, serr := apply.WriteStatusPaced(ctx, r.Client, r.Pacer, m, &m.Status, st, inProgress(st))
+	if serr != nil && err == nil {
 		err = serr
 	}
-	return reconcile.Result{}, err
+	return reconcile.Result{RequeueAfter: held}, err
 }
 
 // recordResumeScale stores, before an instance is scaled to zero for idle,

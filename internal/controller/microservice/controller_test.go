@@ -424,9 +424,14 @@ func TestInstancesShareAPath(t *testing.T) {
 		}
 		return absent(ns, "ms-sample-v1", &corev1.Service{})
 	})
-	if got := get(t, ns, v1.Name, &appsv1alpha1.MicroServiceDeploy{}); got.Status.URL != "http://v2.ms-sample.ms.test/" {
-		t.Errorf("url %q", got.Status.URL)
-	}
+	// The instance is still rolling out (nothing runs pods here), so its
+	// status may lag by the status progress delay.
+	eventually(t, "status names the v2 URL", func() error {
+		if got := get(t, ns, v1.Name, &appsv1alpha1.MicroServiceDeploy{}); got.Status.URL != "http://v2.ms-sample.ms.test/" {
+			return fmt.Errorf("url %q", got.Status.URL)
+		}
+		return nil
+	})
 
 	// Renaming the microservice moves it to another domain name too.
 	update(t, ns, v1.Name, func(m *appsv1alpha1.MicroServiceDeploy) { m.Spec.MsName = "ms-renamed" })

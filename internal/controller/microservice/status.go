@@ -74,6 +74,14 @@ func computeStatus(m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment, b
 	return st
 }
 
+// inProgress reports whether a status reports only progress (objects
+// being created, a rollout or a scale-down going on), not an outcome
+// (running, idle, failed): such a status may be held back for a while (see
+// apply.Pacer).
+func inProgress(st appsv1alpha1.MicroServiceDeployStatus) bool {
+	return st.Phase == appsv1alpha1.PhaseProgressing || st.Phase == appsv1alpha1.PhasePending
+}
+
 // setIdle sets the Idle condition and reports whether the instance is idle.
 func setIdle(st *appsv1alpha1.MicroServiceDeployStatus, m *appsv1alpha1.MicroServiceDeploy) bool {
 	c := metav1.Condition{Type: appsv1alpha1.ConditionIdle, ObservedGeneration: m.Generation}
