@@ -312,6 +312,9 @@ type run struct {
 	// settled makes settle a no-op: the caller waited for a quiet
 	// machine.
 	settled bool
+	// ipCount sums the API server's profiled CPU time in counting the
+	// Service IPs in use (see ipCountFunction).
+	ipCount apiserverHotspot
 }
 
 // Run performs the whole benchmark and returns its report. When a step

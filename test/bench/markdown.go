@@ -81,12 +81,23 @@ func (rep *Report) Markdown(command string) string {
 		if rep.Scale.Stopped != "" {
 			w("**The curve %s.**", rep.Scale.Stopped)
 		}
+		profiled := rep.Scale.Steps[0].APIServerIPCountSeconds != nil
+		head, rule := "", ""
+		if profiled {
+			w("The last column is the API server's CPU time (from its CPU profiles) in counting the Service IPs in use, which")
+			w("kube-apiserver does by listing every IPAddress object each time it allocates a Service's cluster IP.")
+			head, rule = " API server CPU counting Service IPs |", " --- |"
+		}
 		w("")
-		w("| MicroServiceDeploys | step time | p50 / p99 create-to-Running | operator writes per resource | cached objects | live heap | heap per object | RSS | CPU seconds by process |")
-		w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+		w("| MicroServiceDeploys | step time | p50 / p99 create-to-Running | operator writes per resource | cached objects | live heap | heap per object | RSS | CPU seconds by process |%s", head)
+		w("| --- | --- | --- | --- | --- | --- | --- | --- | --- |%s", rule)
 		for _, st := range rep.Scale.Steps {
-			w("| %d | %.1f s | %.1f s / %.1f s | %.1f | %d | %.0f MiB | %.0f B | %.0f MiB | %s |", st.Total, st.Seconds, st.P50, st.P99,
-				st.WritesPerResource, st.Memory.CachedObjects, mib(st.Memory.HeapLiveBytes), st.Memory.HeapLivePerObject, mib(st.Memory.RSSBytes), formatCPU(st.CPU))
+			cell := ""
+			if profiled && st.APIServerIPCountSeconds != nil {
+				cell = fmt.Sprintf(" %.1f s |", *st.APIServerIPCountSeconds)
+			}
+			w("| %d | %.1f s | %.1f s / %.1f s | %.1f | %d | %.0f MiB | %.0f B | %.0f MiB | %s |%s", st.Total, st.Seconds, st.P50, st.P99,
+				st.WritesPerResource, st.Memory.CachedObjects, mib(st.Memory.HeapLiveBytes), st.Memory.HeapLivePerObject, mib(st.Memory.RSSBytes), formatCPU(st.CPU), cell)
 		}
 		w("")
 	}

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
@@ -27,6 +28,13 @@ type ScaleStep struct {
 	// operator) used during the step, to tell which one a slower step
 	// spent its time in.
 	CPU map[string]float64 `json:"cpu_seconds_by_process"`
+	// APIServerIPCountSeconds is, when the API server was profiled
+	// (-profile-dir), its CPU time in counting the Service IPs in use
+	// (which it does on every Service it creates, by listing every
+	// IPAddress: a cost per Service that grows with the cluster's
+	// Services). Profiles are 10-second chunks counted when complete, so
+	// a step's figure may include up to one chunk of its neighbours'.
+	APIServerIPCountSeconds *float64 `json:"apiserver_service_ip_count_cpu_seconds,omitempty"`
 }
 
 // scale adds MicroServiceDeploys, ScaleStep at a time, each step in a
@@ -64,6 +72,7 @@ func (r *run) scale(ctx context.Context) error {
 			return err
 		}
 		cpu := r.startCPUMeter()
+		ipCount := r.ipCount.total()
 		start := time.Now()
 		first := total
 		err = r.parallel(add, func(i int) error {
@@ -85,6 +94,9 @@ func (r *run) scale(ctx context.Context) error {
 		}
 		total += add
 		st := ScaleStep{Added: add, Total: total, Seconds: secs, CPU: cpu.perProcess()}
+		if r.cfg.ProfileDir != "" {
+			st.APIServerIPCountSeconds = ptr.To(r.ipCount.total() - ipCount)
+		}
 		st.P50, st.P99 = rd.percentiles()
 		tr, err := r.traffic(start, time.Now())
 		if err != nil {
@@ -99,6 +111,9 @@ func (r *run) scale(ctx context.Context) error {
 		last = time.Since(stepStart)
 		r.logf("bench: scale: %d more MicroServiceDeploys (%d in all) Running in %.1fs (p50 %.1fs, p99 %.1fs), %.1f operator writes each; memory: %s; CPU seconds: %s",
 			add, total, secs, st.P50, st.P99, st.WritesPerResource, st.Memory, formatCPU(st.CPU))
+		if st.APIServerIPCountSeconds != nil {
+			r.logf("bench: scale: the API server spent %.1f CPU seconds counting Service IPs in this step (profiled)", *st.APIServerIPCountSeconds)
+		}
 	}
 	return nil
 }
