@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 
+	"golang.org/x/sync/singleflight"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -53,7 +54,9 @@ type Reconciler struct {
 	// none are held).
 	Pacer *apply.Pacer
 
-	quotaChecks quotaChecks
+	// priorityClass joins concurrent applies of the priority class.
+	priorityClass singleflight.Group
+	quotaChecks   quotaChecks
 	// revisions counts the changes to each namespace's instances that
 	// matter to its quota.
 	revisions revisions
@@ -413,6 +416,20 @@ func (r *Reconciler) applyShared(ctx context.Context, kind string, desired runti
 	return nil, nil
 }
 
+// ensurePriorityClass applies the priority class of microservice pods.
+// It is one object for the whole cluster, the same for every instance:
+// concurrent reconciles share one check and write of it instead of each
+// finding it missing (at start-up, before the first write reaches the
+// cache) and writing it.
+func (r *Reconciler) ensurePriorityClass(ctx context.Context) (*apply.Blocked, error) {
+	v, err, _ := r.priorityClass.Do(PriorityClassName, func() (any, error) {
+		pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: PriorityClassName}}
+		return r.applyShared(ctx, "PriorityClass", PriorityClass(), pc, madeByOpsmith)
+	})
+	blocked, _ := v.(*apply.Blocked)
+	return blocked, err
+}
+
 // reconcileQuota makes sure the priority class of microservice pods exists
 // and that the namespace's quota covers this instance, sized for every live
 // instance in the namespace.
@@ -428,8 +445,7 @@ func (r *Reconciler) applyShared(ctx context.Context, kind string, desired runti
 // the thousands of reconciles of a large namespace do not rebuild and
 // compare a quota that lists thousands of instances every time.
 func (r *Reconciler) reconcileQuota(ctx context.Context, in *instance) error {
-	pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: PriorityClassName}}
-	if blocked, err := r.applyShared(ctx, "PriorityClass", PriorityClass(), pc, madeByOpsmith); blocked != nil || err != nil {
+	if blocked, err := r.ensurePriorityClass(ctx); blocked != nil || err != nil {
 		in.blocked = blocked
 		return err
 	}
