@@ -18,6 +18,12 @@ func WriteStatus[S any](ctx context.Context, c client.Client, obj client.Object,
 	if equality.Semantic.DeepEqual(*status, desired) {
 		return nil
 	}
+	return patchStatus(ctx, c, obj, status, desired)
+}
+
+// patchStatus sets *status to desired and patches obj's status
+// subresource with the difference.
+func patchStatus[S any](ctx context.Context, c client.Client, obj client.Object, status *S, desired S) error {
 	base, ok := obj.DeepCopyObject().(client.Object)
 	if !ok {
 		return fmt.Errorf("copying %T", obj)
@@ -111,5 +117,5 @@ func WriteStatusPaced[S any](ctx context.Context, c client.Client, p *Pacer, obj
 	} else {
 		p.Forget(client.ObjectKeyFromObject(obj))
 	}
-	return 0, WriteStatus(ctx, c, obj, status, desired)
+	return 0, patchStatus(ctx, c, obj, status, desired)
 }
