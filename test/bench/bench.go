@@ -62,6 +62,9 @@ type Config struct {
 	// ScaleBudget bounds the time of the scale step: no step starts that
 	// would, at the pace of the one before, end after it. 0: no bound.
 	ScaleBudget time.Duration
+	// ScaleBaseline has the baseline take every step of the scale curve
+	// too, on a cluster of its own (see scale).
+	ScaleBaseline bool
 	// Repeat is how many times the convergence comparison (baseline, then
 	// operator, each on a fresh cluster) runs; the report gives the
 	// median. The later steps run on the operator's cluster of the last
@@ -133,12 +136,7 @@ type Report struct {
 	} `json:"spec_change"`
 	// Scale adds MicroServiceDeploys in steps up to a total and records
 	// the time and memory of each step.
-	Scale struct {
-		Step  int         `json:"step"`
-		Steps []ScaleStep `json:"steps"`
-		// Stopped says why the curve ends before ScaleTo, if it does.
-		Stopped string `json:"stopped,omitempty"`
-	} `json:"scale"`
+	Scale Scale `json:"scale"`
 	// Load is the machine's load average (1, 5, 15 minutes) at the start
 	// and at the end of the run: other work on the machine slows both
 	// sides.

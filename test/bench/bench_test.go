@@ -23,7 +23,7 @@ func TestBenchSmoke(t *testing.T) {
 	paired := len(cpus) >= 2
 	rep, err := Run(context.Background(), Config{
 		N: 50, Workers: 8, Nodes: 2, IdleWindow: 20 * time.Second, SyncPeriod: 8 * time.Second,
-		Changed: 10, Unrelated: 50, ScaleTo: 100, ScaleStep: 50, Paired: paired, Log: os.Stderr,
+		Changed: 10, Unrelated: 50, ScaleTo: 100, ScaleStep: 50, ScaleBaseline: true, Paired: paired, Log: os.Stderr,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +37,8 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if len(rep.Scale.Steps) != 1 || rep.Scale.Steps[0].Total != 100 || rep.Scale.Steps[0].Memory.CachedObjects <= rep.Memory.Ready.CachedObjects {
 		t.Errorf("scale step: %+v", rep.Scale.Steps)
+	} else if b := rep.Scale.Steps[0].Baseline; b == nil || b.Seconds <= 0 || !b.First || rep.Scale.Steps[0].Ratio <= 0 {
+		t.Errorf("scale step: baseline %+v, ratio %v: want the baseline's step, taken first, and a ratio", b, rep.Scale.Steps[0].Ratio)
 	}
 	if rep.Idle.Reconciles < 100 {
 		t.Errorf("only %v reconciles in the idle window: no resync happened", rep.Idle.Reconciles)

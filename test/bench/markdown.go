@@ -72,6 +72,14 @@ func (rep *Report) Markdown(command string) string {
 			last.Total, last.Memory.CachedObjects, mib(last.Memory.HeapLiveBytes), mib(last.Memory.RSSBytes), last.Memory.HeapLivePerObject)
 	}
 	w("| memory: increase after %d unrelated ConfigMaps and Secrets, live heap / RSS | **%+.1f %%** / **%+.1f %%** | < 5 %% |", m.UnrelatedObjects, m.UnrelatedHeapPct, m.UnrelatedRSSPct)
+	if sc := rep.Scale; len(sc.Steps) > 1 {
+		first, last := sc.Steps[0], sc.Steps[len(sc.Steps)-1]
+		w("| scale: time per added MicroServiceDeploy, last step (%d in all) / first step (%d in all) | **%.2f** | flat (1) |", last.Total, first.Total, sc.Growth)
+		if sc.BaselineGrowth > 0 {
+			w("| scale: the same for the baseline, on its own cluster with as many objects | %.2f | |", sc.BaselineGrowth)
+			w("| scale: operator step time / baseline step time, first step → last step | %.2f → **%.2f** | flat |", first.Ratio, last.Ratio)
+		}
+	}
 	w("")
 	if len(rep.Scale.Steps) > 0 {
 		w("Scale curve: MicroServiceDeploys added %d at a time (each step in a namespace of its own) to the %d of the convergence step;", rep.Scale.Step, rep.N)
@@ -100,6 +108,9 @@ func (rep *Report) Markdown(command string) string {
 				st.WritesPerResource, st.Memory.CachedObjects, mib(st.Memory.HeapLiveBytes), st.Memory.HeapLivePerObject, mib(st.Memory.RSSBytes), formatCPU(st.CPU), cell)
 		}
 		w("")
+		if rep.Scale.Steps[0].Baseline != nil {
+			rep.Scale.baselineMarkdown(w, profiled)
+		}
 	}
 	return b.String()
 }
@@ -131,4 +142,36 @@ func medians(c Convergence) string {
 		return fmt.Sprintf(" (%.1f s / %.1f s)", c.OperatorSeconds, c.BaselineSeconds)
 	}
 	return fmt.Sprintf(" (%d runs; median times: operator %.1f s, baseline %.1f s)", len(c.Runs), c.OperatorMedian, c.BaselineMedian)
+}
+
+// baselineMarkdown renders the scale curve's comparison with the baseline.
+func (s Scale) baselineMarkdown(w func(string, ...any), profiled bool) {
+	w("The baseline took every step too, on a cluster of its own started the same way and given, before the first step, the")
+	w("children of as many resources as the operator's cluster held: each step, a plain client applied the children of the step's")
+	w("MicroServiceDeploys (built by the operator's builders) and waited for every Deployment's pods to be ready. The two clusters")
+	w("took turns on the whole machine, each after it settled, the baseline first in odd steps: growth that is the cluster's (the")
+	w("API server, etcd, the controller manager) shows on both curves; growth that is the operator's, in the ratio.")
+	head, rule := "", ""
+	if profiled {
+		head, rule = " baseline API server CPU counting Service IPs |", " --- |"
+	}
+	w("")
+	w("| MicroServiceDeploys | operator step time | baseline step time | operator / baseline | side first | baseline p50 / p99 create-to-ready | baseline CPU seconds by process |%s", head)
+	w("| --- | --- | --- | --- | --- | --- | --- |%s", rule)
+	for _, st := range s.Steps {
+		b := st.Baseline
+		if b == nil {
+			continue
+		}
+		first := "operator"
+		if b.First {
+			first = "baseline"
+		}
+		cell := ""
+		if profiled && b.APIServerIPCountSeconds != nil {
+			cell = fmt.Sprintf(" %.1f s |", *b.APIServerIPCountSeconds)
+		}
+		w("| %d | %.1f s | %.1f s | %.2f | %s | %.1f s / %.1f s | %s |%s", st.Total, st.Seconds, b.Seconds, st.Ratio, first, b.P50, b.P99, formatCPU(b.CPU), cell)
+	}
+	w("")
 }

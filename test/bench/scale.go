@@ -35,18 +35,89 @@ type ScaleStep struct {
 	// Services). Profiles are 10-second chunks counted when complete, so
 	// a step's figure may include up to one chunk of its neighbours'.
 	APIServerIPCountSeconds *float64 `json:"apiserver_service_ip_count_cpu_seconds,omitempty"`
+	// Baseline is the same step taken by the baseline on its own cluster,
+	// when the curve has one.
+	Baseline *ScaleBaselineStep `json:"baseline,omitempty"`
+	// Ratio is Seconds / Baseline.Seconds.
+	Ratio float64 `json:"ratio_operator_to_baseline,omitempty"`
+}
+
+// ScaleBaselineStep is a step of the baseline's scale curve: the child
+// objects of the step's MicroServiceDeploys applied by a plain client, on
+// a cluster of its own that holds the children of as many resources as the
+// operator's.
+type ScaleBaselineStep struct {
+	Seconds float64            `json:"seconds_until_all_ready"`
+	P50     float64            `json:"create_to_ready_p50_seconds"`
+	P99     float64            `json:"create_to_ready_p99_seconds"`
+	CPU     map[string]float64 `json:"cpu_seconds_by_process"`
+	// First says the baseline took the step before the operator (the
+	// sides alternate from one step to the next).
+	First                   bool     `json:"first"`
+	APIServerIPCountSeconds *float64 `json:"apiserver_service_ip_count_cpu_seconds,omitempty"`
+}
+
+// Scale is the scale curve.
+type Scale struct {
+	Step  int         `json:"step"`
+	Steps []ScaleStep `json:"steps"`
+	// Stopped says why the curve ends before ScaleTo, if it does.
+	Stopped string `json:"stopped,omitempty"`
+	// Growth is the time per added resource of the last step over that of
+	// the first (1: flat); BaselineGrowth the same for the baseline.
+	Growth         float64 `json:"growth_last_to_first_step"`
+	BaselineGrowth float64 `json:"baseline_growth_last_to_first_step,omitempty"`
+}
+
+// summarize sets the growth figures from the steps.
+func (s *Scale) summarize() {
+	s.Growth, s.BaselineGrowth = 0, 0
+	n := len(s.Steps)
+	if n < 2 {
+		return
+	}
+	first, last := s.Steps[0], s.Steps[n-1]
+	per := func(secs float64, added int) float64 { return secs / float64(added) }
+	if first.Seconds > 0 {
+		s.Growth = per(last.Seconds, last.Added) / per(first.Seconds, first.Added)
+	}
+	if first.Baseline != nil && last.Baseline != nil && first.Baseline.Seconds > 0 {
+		s.BaselineGrowth = per(last.Baseline.Seconds, last.Added) / per(first.Baseline.Seconds, first.Added)
+	}
 }
 
 // scale adds MicroServiceDeploys, ScaleStep at a time, each step in a
-// namespace of its own, until there are ScaleTo (counting the N of the
-// convergence step), timing every step and reading the operator's memory
-// after it. A namespace per step keeps each namespace's ResourceQuota at
-// ScaleStep owners (it is owned by every instance of its namespace, and
-// an object's size is bounded).
-func (r *run) scale(ctx context.Context) error {
+// namespace of its own, until there are ScaleTo (counting those the
+// earlier steps created), timing every step and reading the operator's
+// memory after it. A namespace per step keeps each namespace's
+// ResourceQuota at ScaleStep owners (it is owned by every instance of its
+// namespace, and an object's size is bounded).
+//
+// With ScaleBaseline, the baseline takes every step too, on a cluster of
+// its own started with the children of as many resources as the
+// operator's cluster holds: each step's child objects applied by a plain
+// client, timed to the same readiness. The two clusters take turns on the
+// whole machine, the baseline first in odd steps, the operator in even
+// ones, each after the machine settled, so that growth that is the
+// cluster's shows on both curves.
+func (r *run) scale(ctx context.Context) (err error) {
 	rep := &r.report.Scale
 	rep.Step = r.cfg.ScaleStep
-	total := r.cfg.N
+	apps, total, err := r.resources(ctx)
+	if err != nil {
+		return err
+	}
+	var base *run
+	if r.cfg.ScaleBaseline {
+		base = &run{cfg: r.cfg, report: r.report}
+		// Keep the cluster's files after a failure.
+		defer func() { base.stopCluster(err != nil) }()
+		if err := base.startScaleBaseline(ctx, apps, total); err != nil {
+			return err
+		}
+		stopProfiling := base.profile(ctx, "scale-baseline")
+		defer stopProfiling()
+	}
 	begin := time.Now()
 	var last time.Duration
 	for k := 0; total < r.cfg.ScaleTo; k++ {
@@ -59,61 +130,142 @@ func (r *run) scale(ctx context.Context) error {
 		stepStart := time.Now()
 		add := min(r.cfg.ScaleStep, r.cfg.ScaleTo-total)
 		ns := fmt.Sprintf("bench-scale-%02d", k)
-		if err := r.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			return err
-		}
-		rd := newReadiness()
-		defer rd.stopWatches() // also when a step fails before waitAll
-		err := rd.watch(ctx, r.watcher, ns, func() client.ObjectList { return &appsv1alpha1.MicroServiceDeployList{} }, func(o client.Object) (string, bool) {
-			m, ok := o.(*appsv1alpha1.MicroServiceDeploy)
-			return o.GetName(), ok && m.Status.Phase == appsv1alpha1.PhaseRunning
-		})
-		if err != nil {
-			return err
-		}
-		cpu := r.startCPUMeter()
-		ipCount := r.ipCount.total()
-		start := time.Now()
-		first := total
-		err = r.parallel(add, func(i int) error {
-			m := microServiceDeploy(ns, first+i)
-			m.SetUID("")
-			rd.creating(m.Name)
-			if err := r.k8s.Create(ctx, m); err != nil {
-				return err
+		st := ScaleStep{Added: add, Total: total + add}
+		sides := []func() error{func() error { return r.scaleOperator(ctx, ns, total, &st) }}
+		if base != nil {
+			st.Baseline = &ScaleBaselineStep{First: k%2 == 0}
+			b := func() error { return base.scaleBaseline(ctx, ns, total, add, st.Baseline) }
+			if st.Baseline.First {
+				sides = append([]func() error{b}, sides...)
+			} else {
+				sides = append(sides, b)
 			}
-			rd.created(m.Name)
-			return nil
-		})
-		if err != nil {
-			return err
 		}
-		secs, err := rd.waitAll(ctx, start, add, r.timeout())
-		if err != nil {
-			return fmt.Errorf("step %d: %w", k+1, err)
+		for _, side := range sides {
+			if err = side(); err != nil {
+				return fmt.Errorf("step %d: %w", k+1, err)
+			}
 		}
 		total += add
-		st := ScaleStep{Added: add, Total: total, Seconds: secs, CPU: cpu.perProcess()}
-		if r.cfg.ProfileDir != "" {
-			st.APIServerIPCountSeconds = ptr.To(r.ipCount.total() - ipCount)
-		}
-		st.P50, st.P99 = rd.percentiles()
-		tr, err := r.traffic(start, time.Now())
-		if err != nil {
-			return err
-		}
-		st.WritesPerResource = float64(tr.Writes.Total()) / float64(add)
-		time.Sleep(5 * time.Second) // the last status writes land
-		if st.Memory, err = r.settledMemory(ctx); err != nil {
-			return err
+		if st.Baseline != nil && st.Baseline.Seconds > 0 {
+			st.Ratio = st.Seconds / st.Baseline.Seconds
+			r.logf("bench: scale: %d in all: operator %.1fs, baseline %.1fs: ratio %.2f", total, st.Seconds, st.Baseline.Seconds, st.Ratio)
 		}
 		rep.Steps = append(rep.Steps, st)
+		rep.summarize()
 		last = time.Since(stepStart)
-		r.logf("bench: scale: %d more MicroServiceDeploys (%d in all) Running in %.1fs (p50 %.1fs, p99 %.1fs), %.1f operator writes each; memory: %s; CPU seconds: %s",
-			add, total, secs, st.P50, st.P99, st.WritesPerResource, st.Memory, formatCPU(st.CPU))
-		if st.APIServerIPCountSeconds != nil {
-			r.logf("bench: scale: the API server spent %.1f CPU seconds counting Service IPs in this step (profiled)", *st.APIServerIPCountSeconds)
-		}
 	}
+	return nil
+}
+
+// resources counts the AppServices and MicroServiceDeploys in the cluster.
+func (r *run) resources(ctx context.Context) (apps, msds int, err error) {
+	var al appsv1alpha1.AppServiceList
+	if err := r.k8s.List(ctx, &al); err != nil {
+		return 0, 0, err
+	}
+	var ml appsv1alpha1.MicroServiceDeployList
+	if err := r.k8s.List(ctx, &ml); err != nil {
+		return 0, 0, err
+	}
+	return len(al.Items), len(ml.Items), nil
+}
+
+// startScaleBaseline starts the cluster of the baseline's scale curve and
+// applies the children of apps AppServices and msds MicroServiceDeploys,
+// as the operator's cluster holds, to start from the same state.
+func (r *run) startScaleBaseline(ctx context.Context, apps, msds int) error {
+	if err := r.startCluster(ctx, "scale-baseline"); err != nil {
+		return err
+	}
+	out, err := r.applyBaseline(ctx, baselineNS, baselineItems(apps, msds))
+	if err != nil {
+		return err
+	}
+	r.logf("bench: scale: the baseline's cluster holds the children of %d AppServices and %d MicroServiceDeploys (applied in %.1fs)", apps, msds, out.seconds)
+	return nil
+}
+
+// scaleOperator takes a step of the scale curve on the operator's side:
+// st.Added MicroServiceDeploys, numbered from first, created in namespace
+// ns and run to Running.
+func (r *run) scaleOperator(ctx context.Context, ns string, first int, st *ScaleStep) error {
+	if err := r.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	rd := newReadiness()
+	defer rd.stopWatches() // also when a step fails before waitAll
+	err := rd.watch(ctx, r.watcher, ns, func() client.ObjectList { return &appsv1alpha1.MicroServiceDeployList{} }, func(o client.Object) (string, bool) {
+		m, ok := o.(*appsv1alpha1.MicroServiceDeploy)
+		return o.GetName(), ok && m.Status.Phase == appsv1alpha1.PhaseRunning
+	})
+	if err != nil {
+		return err
+	}
+	r.settle(ctx)
+	cpu := r.startCPUMeter()
+	ipCount := r.ipCount.total()
+	start := time.Now()
+	err = r.parallel(st.Added, func(i int) error {
+		m := microServiceDeploy(ns, first+i)
+		m.SetUID("")
+		rd.creating(m.Name)
+		if err := r.k8s.Create(ctx, m); err != nil {
+			return err
+		}
+		rd.created(m.Name)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if st.Seconds, err = rd.waitAll(ctx, start, st.Added, r.timeout()); err != nil {
+		return err
+	}
+	st.CPU = cpu.perProcess()
+	if r.cfg.ProfileDir != "" {
+		st.APIServerIPCountSeconds = ptr.To(r.ipCount.total() - ipCount)
+	}
+	st.P50, st.P99 = rd.percentiles()
+	tr, err := r.traffic(start, time.Now())
+	if err != nil {
+		return err
+	}
+	st.WritesPerResource = float64(tr.Writes.Total()) / float64(st.Added)
+	time.Sleep(5 * time.Second) // the last status writes land
+	if st.Memory, err = r.settledMemory(ctx); err != nil {
+		return err
+	}
+	r.logf("bench: scale: %d more MicroServiceDeploys (%d in all) Running in %.1fs (p50 %.1fs, p99 %.1fs), %.1f operator writes each; memory: %s; CPU seconds: %s",
+		st.Added, st.Total, st.Seconds, st.P50, st.P99, st.WritesPerResource, st.Memory, formatCPU(st.CPU))
+	if st.APIServerIPCountSeconds != nil {
+		r.logf("bench: scale: the API server spent %.1f CPU seconds counting Service IPs in this step (profiled)", *st.APIServerIPCountSeconds)
+	}
+	return nil
+}
+
+// scaleBaseline takes a step of the scale curve on the baseline's side:
+// the children of add MicroServiceDeploys, numbered from first, applied in
+// namespace ns.
+func (r *run) scaleBaseline(ctx context.Context, ns string, first, add int, st *ScaleBaselineStep) error {
+	if err := r.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	items := make([]baselineItem, add)
+	for i := range items {
+		items[i] = baselineItem{1, first + i}
+	}
+	r.settle(ctx)
+	ipCount := r.ipCount.total()
+	out, err := r.applyBaseline(ctx, ns, items)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	st.Seconds, st.P50, st.P99, st.CPU = out.seconds, out.p50, out.p99, out.cpu
+	if r.cfg.ProfileDir != "" {
+		st.APIServerIPCountSeconds = ptr.To(r.ipCount.total() - ipCount)
+	}
+	r.logf("bench: scale: baseline: the children of %d more MicroServiceDeploys (%d in all) ready in %.1fs (p50 %.1fs, p99 %.1fs); CPU seconds: %s",
+		add, first+add, st.Seconds, st.P50, st.P99, formatCPU(st.CPU))
 	return nil
 }

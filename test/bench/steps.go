@@ -25,23 +25,104 @@ import (
 
 func intQuantity(s string) resource.Quantity { return resource.MustParse(s) }
 
-// baselineObjects are, for resource i, the objects opsmith would create,
-// built by opsmith's own builders, without owner references (the baseline
-// has no custom resources, and the garbage collector deletes objects whose
-// owners do not exist).
-func baselineObjects(i int) [][]runtime.ApplyConfiguration {
-	as := appService(baselineNS, i)
+// baselineObjects are, for resource i of namespace ns, the objects opsmith
+// would create, built by opsmith's own builders, without owner references
+// (the baseline has no custom resources, and the garbage collector deletes
+// objects whose owners do not exist): those of AppService i, then those of
+// MicroServiceDeploy i.
+func baselineObjects(ns string, i int) [][]runtime.ApplyConfiguration {
+	as := appService(ns, i)
 	d, s := appservice.Deployment(as), appservice.Service(as)
 	d.OwnerReferences, s.OwnerReferences = nil, nil
 
-	m := microServiceDeploy(baselineNS, i)
+	m := microServiceDeploy(ns, i)
 	cfg := microservice.DefaultConfig()
-	p := microservice.Path{Namespace: baselineNS, MsName: m.Spec.MsName, Path: m.Spec.Path, Instances: []*appsv1alpha1.MicroServiceDeploy{m}}
+	p := microservice.Path{Namespace: ns, MsName: m.Spec.MsName, Path: m.Spec.Path, Instances: []*appsv1alpha1.MicroServiceDeploy{m}}
 	sa, cm, md, ms := microservice.ServiceAccount(m), microservice.ConfigMap(m), microservice.Deployment(m, m.Spec.Replicas), microservice.Service(m)
 	ss, ing := microservice.SharedService(p), microservice.Ingress(p, cfg)
 	sa.OwnerReferences, cm.OwnerReferences, md.OwnerReferences, ms.OwnerReferences = nil, nil, nil, nil
 	ss.OwnerReferences, ing.OwnerReferences = nil, nil
 	return [][]runtime.ApplyConfiguration{{d, s}, {sa, cm, md, ms, ss, ing}}
+}
+
+// baselineItem is one resource whose children the baseline creates:
+// AppService (kind 0) or MicroServiceDeploy (kind 1) number i.
+type baselineItem struct{ kind, i int }
+
+func (it baselineItem) key() string { return fmt.Sprint(it.kind, "/", it.i) }
+
+// baselineOutcome is how long the baseline took to create a set of
+// resources' children and see them ready, and what it cost the machine.
+type baselineOutcome struct {
+	seconds, p50, p99 float64
+	// busy is the busy fraction of the CPUs the cluster had; cpu the CPU
+	// seconds of each of its processes.
+	busy float64
+	cpu  map[string]float64
+}
+
+// applyBaseline applies, as fast as the API server takes them, exactly the
+// child objects the operator would create for items in namespace ns (and
+// the objects the namespace's microservices share), and waits for the same
+// readiness: every Deployment's pods ready.
+func (r *run) applyBaseline(ctx context.Context, ns string, items []baselineItem) (baselineOutcome, error) {
+	// The objects shared by all microservices of the namespace, once.
+	var all []*appsv1alpha1.MicroServiceDeploy
+	for _, it := range items {
+		if it.kind == 1 {
+			all = append(all, microServiceDeploy(ns, it.i))
+		}
+	}
+	quota := microservice.ResourceQuota(ns, all)
+	quota.OwnerReferences = nil
+	rd := newReadiness()
+	defer rd.stopWatches() // also when a step fails before waitAll
+	if err := rd.watch(ctx, r.watcher, ns, func() client.ObjectList { return &appsv1.DeploymentList{} }, baselineReady); err != nil {
+		return baselineOutcome{}, err
+	}
+	busy := r.startCPUMeter()
+	start := time.Now()
+	for _, obj := range []runtime.ApplyConfiguration{microservice.PriorityClass(), quota} {
+		if err := r.k8s.Apply(ctx, obj, client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
+			return baselineOutcome{}, err
+		}
+	}
+	err := r.parallel(len(items), func(j int) error {
+		it := items[j]
+		rd.creating(it.key())
+		for _, obj := range baselineObjects(ns, it.i)[it.kind] {
+			if err := r.k8s.Apply(ctx, obj, client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
+				return err
+			}
+		}
+		rd.created(it.key())
+		return nil
+	})
+	if err != nil {
+		return baselineOutcome{}, err
+	}
+	secs, err := rd.waitAll(ctx, start, len(items), r.timeout())
+	if err != nil {
+		return baselineOutcome{}, err
+	}
+	out := baselineOutcome{seconds: secs, busy: busy.fraction(), cpu: busy.perProcess()}
+	out.p50, out.p99 = rd.percentiles()
+	return out, nil
+}
+
+// baselineItems are the AppServices and MicroServiceDeploys numbered below
+// apps and msds, interleaved.
+func baselineItems(apps, msds int) []baselineItem {
+	var items []baselineItem
+	for i := range max(apps, msds) {
+		if i < apps {
+			items = append(items, baselineItem{0, i})
+		}
+		if i < msds {
+			items = append(items, baselineItem{1, i})
+		}
+	}
+	return items
 }
 
 // baseline creates, as fast as the API server takes them, exactly the child
@@ -50,52 +131,18 @@ func baselineObjects(i int) [][]runtime.ApplyConfiguration {
 // pods ready.
 func (r *run) baseline(ctx context.Context) error {
 	n := r.cfg.N
-	// The objects shared by all microservices of the namespace, once.
-	var all []*appsv1alpha1.MicroServiceDeploy
-	for i := range n {
-		all = append(all, microServiceDeploy(baselineNS, i))
-	}
-	quota := microservice.ResourceQuota(baselineNS, all)
-	quota.OwnerReferences = nil
 	r.settle(ctx)
-	rd := newReadiness()
-	defer rd.stopWatches() // also when a step fails before waitAll
-	if err := rd.watch(ctx, r.watcher, baselineNS, func() client.ObjectList { return &appsv1.DeploymentList{} }, baselineReady); err != nil {
-		return err
-	}
-	busy := r.startCPUMeter()
-	start := time.Now()
-	for _, obj := range []runtime.ApplyConfiguration{microservice.PriorityClass(), quota} {
-		if err := r.k8s.Apply(ctx, obj, client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
-			return err
-		}
-	}
-	err := r.parallel(2*n, func(j int) error {
-		key := fmt.Sprint(j%2, "/", j/2)
-		rd.creating(key)
-		objs := baselineObjects(j / 2)[j%2]
-		for _, obj := range objs {
-			if err := r.k8s.Apply(ctx, obj, client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
-				return err
-			}
-		}
-		rd.created(key)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	secs, err := rd.waitAll(ctx, start, 2*n, r.timeout())
+	out, err := r.applyBaseline(ctx, baselineNS, baselineItems(n, n))
 	if err != nil {
 		return err
 	}
 	rep := r.conv
-	rep.BaselineSeconds = secs
-	rep.BaselineMachineBusy = busy.fraction()
-	rep.BaselineCPU = busy.perProcess()
-	rep.BaselineP50, rep.BaselineP99 = rd.percentiles()
-	r.logf("bench: baseline: %d resources ready in %.1fs (CPU %.0f%% busy); p50 %.1fs p99 %.1fs", 2*n, secs, 100*rep.BaselineMachineBusy, rep.BaselineP50, rep.BaselineP99)
-	r.logf("bench: baseline side, CPU seconds by process: %s", formatCPU(rep.BaselineCPU))
+	rep.BaselineSeconds = out.seconds
+	rep.BaselineMachineBusy = out.busy
+	rep.BaselineCPU = out.cpu
+	rep.BaselineP50, rep.BaselineP99 = out.p50, out.p99
+	r.logf("bench: baseline: %d resources ready in %.1fs (CPU %.0f%% busy); p50 %.1fs p99 %.1fs", 2*n, out.seconds, 100*out.busy, out.p50, out.p99)
+	r.logf("bench: baseline side, CPU seconds by process: %s", formatCPU(out.cpu))
 	return nil
 }
 

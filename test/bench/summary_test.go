@@ -62,3 +62,45 @@ func TestSummarizeConvergence(t *testing.T) {
 		t.Errorf("Markdown does not give the estimate and list the runs:\n%s", md)
 	}
 }
+
+// The growth figures compare the time per added resource of the last step
+// with the first's, on each side, and the table shows both curves.
+func TestScaleGrowthAndBaselineTable(t *testing.T) {
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	s := Scale{Step: 1000, Steps: []ScaleStep{
+		{Added: 1000, Total: 2000, Seconds: 100, Ratio: 1.25, Baseline: &ScaleBaselineStep{Seconds: 80, First: true}},
+		{Added: 1000, Total: 3000, Seconds: 150, Ratio: 1.5, Baseline: &ScaleBaselineStep{Seconds: 100}},
+		// A shorter last step: growth is per added resource.
+		{Added: 500, Total: 3500, Seconds: 100, Ratio: 100.0 / 60, Baseline: &ScaleBaselineStep{Seconds: 60, First: true}},
+	}}
+	s.summarize()
+	if !near(s.Growth, 2) || !near(s.BaselineGrowth, 1.5) {
+		t.Errorf("growth: operator %v, baseline %v; want 2 and 1.5", s.Growth, s.BaselineGrowth)
+	}
+	one := Scale{Steps: s.Steps[:1]}
+	one.summarize()
+	if one.Growth != 0 || one.BaselineGrowth != 0 {
+		t.Errorf("one step gives growth %v / %v, want none", one.Growth, one.BaselineGrowth)
+	}
+	rep := &Report{N: 1000, Scale: s}
+	md := rep.Markdown("x")
+	for _, want := range []string{
+		"| scale: time per added MicroServiceDeploy, last step (3500 in all) / first step (2000 in all) | **2.00** |",
+		"| scale: the same for the baseline, on its own cluster with as many objects | 1.50 |",
+		"| 1.25 → **1.67** |",
+		"| 2000 | 100.0 s | 80.0 s | 1.25 | baseline |",
+		"| 3000 | 150.0 s | 100.0 s | 1.50 | operator |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	// Without a baseline curve, neither its rows nor its table.
+	for i := range s.Steps {
+		s.Steps[i].Baseline, s.Steps[i].Ratio = nil, 0
+	}
+	s.summarize()
+	if md := (&Report{N: 1000, Scale: s}).Markdown("x"); strings.Contains(md, "baseline step time") || strings.Contains(md, "the same for the baseline") {
+		t.Errorf("report without a baseline curve shows one:\n%s", md)
+	}
+}

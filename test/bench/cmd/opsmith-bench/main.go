@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ func main() {
 	flag.IntVar(&cfg.ScaleTo, "scale-to", 10000, "scale curve: add MicroServiceDeploys up to this total (0: no scale curve)")
 	flag.IntVar(&cfg.ScaleStep, "scale-step", 1000, "scale curve: MicroServiceDeploys added per step")
 	flag.DurationVar(&cfg.ScaleBudget, "scale-budget", 0, "scale curve: start no step that would end after this much time (0: no limit)")
+	flag.BoolVar(&cfg.ScaleBaseline, "scale-baseline", true, "scale curve: have the baseline take every step too, on a cluster of its own, taking turns with the operator's")
 	flag.IntVar(&cfg.Repeat, "repeat", 2, "convergence: run the comparison this many times, on fresh clusters (paired: the CPU halves swapped each time, so use an even count), and report the geometric mean of the ratios")
 	flag.BoolVar(&cfg.Paired, "paired", true, "convergence: run both sides of each repeat at the same time, each cluster bound to half of the CPUs (false: the baseline first, then the operator, each on the whole machine)")
 	steps := flag.String("steps", "", "run only these steps, comma-separated, for tuning (of: "+strings.Join(bench.StepNames, ",")+"); empty: all")
@@ -46,7 +48,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "-scale-step must be positive")
 		os.Exit(2)
 	}
-	if cfg.SyncPeriod >= cfg.IdleWindow {
+	if cfg.SyncPeriod >= cfg.IdleWindow && (len(cfg.Steps) == 0 || slices.Contains(cfg.Steps, "idle")) {
 		fmt.Fprintln(os.Stderr, "-sync-period must be shorter than -idle-window so that the idle window includes a resync")
 		os.Exit(2)
 	}
