@@ -431,7 +431,9 @@ func (r *run) convergeAlone(ctx context.Context, want func(string) bool) error {
 	}
 	if want("converge") {
 		r.conv = &ConvergenceRun{}
-		if err := r.step(ctx, "converge", r.converge); err != nil {
+		// Its own name: the profiles of the first repeat's step are
+		// called "converge" too.
+		if err := r.step(ctx, "converge-alone", r.converge); err != nil {
 			return err
 		}
 		r.report.Convergence.Alone = r.conv

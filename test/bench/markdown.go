@@ -74,7 +74,7 @@ func (rep *Report) Markdown(command string) string {
 	w("| memory: increase after %d unrelated ConfigMaps and Secrets, live heap / RSS | **%+.1f %%** / **%+.1f %%** | < 5 %% |", m.UnrelatedObjects, m.UnrelatedHeapPct, m.UnrelatedRSSPct)
 	if sc := rep.Scale; len(sc.Steps) > 1 {
 		first, last := sc.Steps[0], sc.Steps[len(sc.Steps)-1]
-		w("| scale: time per added MicroServiceDeploy, last step (%d in all) / first step (%d in all) | **%.2f** | flat (1) |", last.Total, first.Total, sc.Growth)
+		w("| scale: time per added MicroServiceDeploy, last step (%d in all) / first step (%d in all), on the fitted line | **%.2f** | flat (1) |", last.Total, first.Total, sc.Growth)
 		if sc.BaselineGrowth > 0 {
 			w("| scale: the same for the baseline, on its own cluster with as many objects | %.2f | |", sc.BaselineGrowth)
 			w("| scale: operator step time / baseline step time, first step → last step | %.2f → **%.2f** | flat |", first.Ratio, last.Ratio)

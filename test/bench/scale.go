@@ -63,8 +63,10 @@ type Scale struct {
 	Steps []ScaleStep `json:"steps"`
 	// Stopped says why the curve ends before ScaleTo, if it does.
 	Stopped string `json:"stopped,omitempty"`
-	// Growth is the time per added resource of the last step over that of
-	// the first (1: flat); BaselineGrowth the same for the baseline.
+	// Growth is how much the time per added resource grew from the first
+	// step to the last (1: flat), read from the least-squares line of the
+	// time per added resource against the total, so that one noisy step
+	// does not make the figure; BaselineGrowth the same for the baseline.
 	Growth         float64 `json:"growth_last_to_first_step"`
 	BaselineGrowth float64 `json:"baseline_growth_last_to_first_step,omitempty"`
 }
@@ -72,18 +74,46 @@ type Scale struct {
 // summarize sets the growth figures from the steps.
 func (s *Scale) summarize() {
 	s.Growth, s.BaselineGrowth = 0, 0
-	n := len(s.Steps)
-	if n < 2 {
-		return
+	var x, op, base []float64
+	for _, st := range s.Steps {
+		x = append(x, float64(st.Total))
+		op = append(op, st.Seconds/float64(st.Added))
+		if st.Baseline != nil {
+			base = append(base, st.Baseline.Seconds/float64(st.Added))
+		}
 	}
-	first, last := s.Steps[0], s.Steps[n-1]
-	per := func(secs float64, added int) float64 { return secs / float64(added) }
-	if first.Seconds > 0 {
-		s.Growth = per(last.Seconds, last.Added) / per(first.Seconds, first.Added)
+	s.Growth = fittedGrowth(x, op)
+	if len(base) == len(x) {
+		s.BaselineGrowth = fittedGrowth(x, base)
 	}
-	if first.Baseline != nil && last.Baseline != nil && first.Baseline.Seconds > 0 {
-		s.BaselineGrowth = per(last.Baseline.Seconds, last.Added) / per(first.Baseline.Seconds, first.Added)
+}
+
+// fittedGrowth fits y = a + b·x by least squares and returns the fitted y
+// at the last x over the fitted y at the first; 0 with fewer than 2
+// points or a fitted first value that is not positive.
+func fittedGrowth(x, y []float64) float64 {
+	n := float64(len(x))
+	if len(x) < 2 {
+		return 0
 	}
+	var sx, sy, sxx, sxy float64
+	for i := range x {
+		sx += x[i]
+		sy += y[i]
+		sxx += x[i] * x[i]
+		sxy += x[i] * y[i]
+	}
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return 0
+	}
+	b := (n*sxy - sx*sy) / d
+	a := (sy - b*sx) / n
+	first, last := a+b*x[0], a+b*x[len(x)-1]
+	if first <= 0 {
+		return 0
+	}
+	return last / first
 }
 
 // scale adds MicroServiceDeploys, ScaleStep at a time, each step in a
