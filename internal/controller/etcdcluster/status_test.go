@@ -2,7 +2,10 @@ package etcdcluster
 
 import (
 	"errors"
+	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -81,5 +84,55 @@ func TestStatusStable(t *testing.T) {
 	again := computeStatus(ec, w, etcd.Action{Type: etcd.ActionNone}, nil)
 	if !equality.Semantic.DeepEqual(ec.Status, again) { // as apply.WriteStatus compares
 		t.Errorf("status changed on recompute:\n%+v\n%+v", ec.Status, again)
+	}
+}
+
+// A wait on members that do not start says what their pods show.
+func TestProgressingNamesWhyMembersDoNotStart(t *testing.T) {
+	ec := &etcdv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "e", Generation: 1},
+		Spec: etcdv1alpha1.EtcdClusterSpec{Size: 3, Version: "3.6.16"}}
+	unscheduled := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "e-0"}, Status: corev1.PodStatus{Phase: corev1.PodPending,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+			Message: "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims."}}}}
+	pulling := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "e-1"}, Status: corev1.PodStatus{Phase: corev1.PodPending,
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "etcd", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+			Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.local/etcd:v3.6.16"`}}}}}}
+	silent := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "e-2"}, Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.244.0.7",
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+	creating := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "e-3"}, Status: corev1.PodStatus{Phase: corev1.PodPending,
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "etcd", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}}}
+	w := &world{pods: map[string]*corev1.Pod{"e-3": creating, "e-2": silent, "e-1": pulling, "e-0": unscheduled}, target: "3.6.16"}
+	a := etcd.Action{Type: etcd.ActionWait, Operation: etcd.OpRepair, Reason: "no quorum answers yet: waiting for the members to start (4 pods)"}
+	st := computeStatus(ec, w, a, nil)
+	c := meta.FindStatusCondition(st.Conditions, etcdv1alpha1.ConditionProgressing)
+	want := "no quorum answers yet: waiting for the members to start (4 pods); " +
+		"pod e-0 is not scheduled: 0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims.; " +
+		`pod e-1 container etcd is waiting: ImagePullBackOff: Back-off pulling image "registry.local/etcd:v3.6.16"; ` +
+		"pod e-2 is ready but etcd does not answer the operator at http://10.244.0.7:2379"
+	if c == nil || c.Message != want {
+		t.Errorf("Progressing message\n%q, want\n%q", c.Message, want)
+	}
+	// Once a member answers, a ready pod is not a problem; a pod that is
+	// being created is not one either.
+	w.obs.Reachable = true
+	delete(w.pods, "e-0")
+	delete(w.pods, "e-1")
+	if got := podProblems(w); got != "" {
+		t.Errorf("problems %q, want none", got)
+	}
+	// Many pods: the first few are named, the rest counted.
+	w.pods = map[string]*corev1.Pod{}
+	for _, n := range []string{"e-0", "e-1", "e-2", "e-3", "e-4"} {
+		p := unscheduled.DeepCopy()
+		p.Name = n
+		w.pods[n] = p
+	}
+	if got := podProblems(w); !strings.HasPrefix(got, "pod e-0 ") || !strings.HasSuffix(got, "; and 2 more") || strings.Contains(got, "e-3") {
+		t.Errorf("problems of 5 pods: %q", got)
+	}
+	// A step that does something (not a wait) keeps its own message.
+	st = computeStatus(ec, w, etcd.Action{Type: etcd.ActionCreatePod, Operation: etcd.OpRepair, Name: "e-0", Reason: "starting member e-0"}, nil)
+	if c := meta.FindStatusCondition(st.Conditions, etcdv1alpha1.ConditionProgressing); c.Message != "starting member e-0" {
+		t.Errorf("Progressing message of a step: %q", c.Message)
 	}
 }
