@@ -25,24 +25,25 @@ import (
 
 func intQuantity(s string) resource.Quantity { return resource.MustParse(s) }
 
-// baselineObjects are, for resource i of namespace ns, the objects opsmith
-// would create, built by opsmith's own builders, without owner references
-// (the baseline has no custom resources, and the garbage collector deletes
-// objects whose owners do not exist): those of AppService i, then those of
-// MicroServiceDeploy i.
-func baselineObjects(ns string, i int) [][]runtime.ApplyConfiguration {
-	as := appService(ns, i)
-	d, s := appservice.Deployment(as), appservice.Service(as)
-	d.OwnerReferences, s.OwnerReferences = nil, nil
-
-	m := microServiceDeploy(ns, i)
+// baselineObjects are, for the resource it of namespace ns, the objects
+// opsmith would create, built by opsmith's own builders, without owner
+// references (the baseline has no custom resources, and the garbage
+// collector deletes objects whose owners do not exist).
+func baselineObjects(ns string, it baselineItem) []runtime.ApplyConfiguration {
+	if it.kind == 0 {
+		as := appService(ns, it.i)
+		d, s := appservice.Deployment(as), appservice.Service(as)
+		d.OwnerReferences, s.OwnerReferences = nil, nil
+		return []runtime.ApplyConfiguration{d, s}
+	}
+	m := microServiceDeploy(ns, it.i)
 	cfg := microservice.DefaultConfig()
 	p := microservice.Path{Namespace: ns, MsName: m.Spec.MsName, Path: m.Spec.Path, Instances: []*appsv1alpha1.MicroServiceDeploy{m}}
 	sa, cm, md, ms := microservice.ServiceAccount(m), microservice.ConfigMap(m), microservice.Deployment(m, m.Spec.Replicas), microservice.Service(m)
 	ss, ing := microservice.SharedService(p), microservice.Ingress(p, cfg)
 	sa.OwnerReferences, cm.OwnerReferences, md.OwnerReferences, ms.OwnerReferences = nil, nil, nil, nil
 	ss.OwnerReferences, ing.OwnerReferences = nil, nil
-	return [][]runtime.ApplyConfiguration{{d, s}, {sa, cm, md, ms, ss, ing}}
+	return []runtime.ApplyConfiguration{sa, cm, md, ms, ss, ing}
 }
 
 // baselineItem is one resource whose children the baseline creates:
@@ -90,7 +91,7 @@ func (r *run) applyBaseline(ctx context.Context, ns string, items []baselineItem
 	err := r.parallel(len(items), func(j int) error {
 		it := items[j]
 		rd.creating(it.key())
-		for _, obj := range baselineObjects(ns, it.i)[it.kind] {
+		for _, obj := range baselineObjects(ns, it) {
 			if err := r.k8s.Apply(ctx, obj, client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
 				return err
 			}

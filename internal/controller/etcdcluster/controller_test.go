@@ -145,6 +145,29 @@ func TestSeedClusterBootstrap(t *testing.T) {
 	if err := suite.Client.List(context.Background(), &pods, client.InNamespace(ns)); err != nil || len(pods.Items) != 1 {
 		t.Errorf("%d pods (%v), want only the seed before it answers", len(pods.Items), err)
 	}
+
+	// No scheduler runs here: report for it what it says of a member
+	// whose volume cannot be provisioned. The status says what the wait
+	// is on.
+	unschedulable := "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+	if err := get(ns, seed, pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+		Reason: corev1.PodReasonUnschedulable, Message: unschedulable, LastTransitionTime: metav1.Now()})
+	if err := suite.Client.Status().Update(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	want := "pod " + seed + " is not scheduled: " + unschedulable
+	testbed.Eventually(t, timeout, "Progressing names the unschedulable pod", func() error {
+		if err := get(ns, ec.Name, ec); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(ec.Status.Conditions, etcdv1alpha1.ConditionProgressing); c == nil || !strings.HasSuffix(c.Message, want) {
+			return fmt.Errorf("Progressing %+v, want a message ending in %q", c, want)
+		}
+		return nil
+	})
 }
 
 // TestIdleWritesNothing: while the cluster waits (here: for its seed to

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -200,10 +199,8 @@ const maxPodProblems = 3
 // their status shows: not scheduled (with the scheduler's reason, such as a
 // volume claim no volume can satisfy), a container waiting (an image that
 // cannot be pulled, a crash loop), or running without answering (not
-// ready, or ready while no member answers: reachable is whether any
-// did). It names
-// at most maxPodProblems pods, in name order; "" when no pod shows a
-// problem. Everything in it comes from the pods' status, so it stays the
+// ready, or ready while no member answers). It names at most
+// maxPodProblems pods, in name order; "" when no pod shows a problem. Everything in it comes from the pods' status, so it stays the
 // same from one reconcile to the next while nothing changes.
 func podProblems(w *world) string {
 	names := make([]string, 0, len(w.pods))
