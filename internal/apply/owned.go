@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -13,19 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
-
-// Reasons a child cannot be written; controllers report them in status.
-const (
-	ReasonNameConflict = "NameConflict"
-	ReasonApplyFailed  = "ApplyFailed"
-)
-
-// Blocked says why a child object cannot be written until something outside
-// the operator changes.
-type Blocked struct {
-	Reason  string
-	Message string
-}
 
 // Children writes the objects a custom resource controls, with the
 // safeguards every opsmith controller needs: objects of the same name that
@@ -69,15 +57,26 @@ const (
 // Ensure makes the child described by desired exist as desired. live is an
 // empty object of the child's type with the child's name set; it is filled
 // with the object as observed (after a write: as the API server returned
-// it), and found says whether it exists. A non-nil Blocked means the child
-// cannot be written now; err is set too when retrying may help.
+// it), and found says whether it exists. A *BlockedError means the child
+// cannot be written now: an object of its name belongs to someone else
+// (NameConflict), or the API server rejected its content (ApplyFailed,
+// recorded as a Warning event on owner, with the API server's error as Err
+// so that the reconcile is retried with backoff).
 func (c *Children) Ensure(ctx context.Context, owner client.Object, kind string,
-	desired runtime.ApplyConfiguration, live client.Object) (found bool, blocked *Blocked, err error) {
+	desired runtime.ApplyConfiguration, live client.Object) (found bool, err error) {
 	name := live.GetName()
 	key := client.ObjectKey{Namespace: owner.GetNamespace(), Name: name}
-	found, blocked, err = c.observe(ctx, owner, kind, key, live)
-	if err != nil || blocked != nil {
-		return found, blocked, err
+	found, cached, err := observe(ctx, c.Client, c.APIReader, kind, key, live)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case found && cached && !c.ownedBy(live, owner):
+		return true, Blocked(ReasonNameConflict,
+			"%s %s is controlled by another owner (an earlier object of this name still being deleted?)", kind, name)
+	case found && !c.ownedBy(live, owner):
+		return false, Blocked(ReasonNameConflict,
+			"a %s named %s already exists and is not managed by this %s; rename or delete it", kind, name, c.OwnerKind)
 	}
 	var current client.Object
 	if found {
@@ -85,20 +84,40 @@ func (c *Children) Ensure(ctx context.Context, owner client.Object, kind string,
 	}
 	res, err := (&Applier{Client: c.Client, FieldManager: c.FieldManager}).ApplyObserved(ctx, desired, current, live)
 	if err != nil {
-		if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
-			// Rejected content (for example a node port another Service
-			// holds) or a quota: report it and retry with backoff, since
-			// the obstacle may go away.
-			c.Recorder.Eventf(owner, nil, corev1.EventTypeWarning, ReasonApplyFailed, "Apply", "%s %s rejected: %v", kind, name, err)
-			return found, &Blocked{ReasonApplyFailed, fmt.Sprintf("%s %s rejected by the API server: %v", kind, name, err)}, err
-		}
-		return found, nil, err
+		return found, rejected(c.Recorder, owner, kind, name, err)
 	}
 	if res != Unchanged {
 		log.FromContext(ctx).Info("applied child", "kind", kind, "child", name, "result", res)
 		c.written = append(c.written, write{kind, name, res})
 	}
-	return true, nil, nil
+	return true, nil
+}
+
+// rejected turns the API server's refusal of an object's content (for
+// example a node port another Service holds, a value the API server
+// validates) or a refusal by policy or quota into a BlockedError that
+// carries the API server's message, recorded as a Warning event on owner;
+// other errors are returned as they are. The block keeps the error, so the
+// write is retried with backoff: the obstacle may go away.
+func rejected(rec events.EventRecorder, owner client.Object, kind, name string, err error) error {
+	if !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) && !apierrors.IsBadRequest(err) {
+		return err
+	}
+	if rec != nil {
+		rec.Eventf(owner, nil, corev1.EventTypeWarning, ReasonApplyFailed, "Apply", "%s %s rejected: %v", kind, name, err)
+	}
+	return &BlockedError{Reason: ReasonApplyFailed, Err: err,
+		Message: fmt.Sprintf("%s %s rejected by the API server: %v", kind, name, apiMessage(err))}
+}
+
+// apiMessage is the API server's own message of a status error (what a
+// user sees from kubectl), without the client's wrapping.
+func apiMessage(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return status.Status().Message
+	}
+	return err.Error()
 }
 
 // Flush records the writes made since the last Flush as one Normal event on
@@ -141,35 +160,28 @@ func (c *Children) Remove(ctx context.Context, owner client.Object, kind string,
 	return nil
 }
 
-// observe reads the child from the cache, or from the API server when the
-// cache does not have it, and checks it belongs to owner.
-func (c *Children) observe(ctx context.Context, owner client.Object, kind string, key client.ObjectKey, live client.Object) (bool, *Blocked, error) {
-	err := c.Client.Get(ctx, key, live)
+// observe reads the object named key into live: from the cache, or from
+// the API server when the cache does not have it (the cache holds only
+// objects labelled LabelManagedBy, so a miss may still be an object of
+// that name that opsmith did not make). found says whether it exists,
+// cached whether the cache had it.
+func observe(ctx context.Context, cache, api client.Reader, kind string, key client.ObjectKey,
+	live client.Object) (found, cached bool, err error) {
+	err = cache.Get(ctx, key, live)
 	if err == nil {
-		if !c.ownedBy(live, owner) {
-			return true, &Blocked{ReasonNameConflict, fmt.Sprintf(
-				"%s %s is controlled by another owner (an earlier object of this name still being deleted?)", kind, key.Name)}, nil
-		}
-		return true, nil, nil
+		return true, true, nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return false, nil, fmt.Errorf("reading %s %s: %w", kind, key, err)
+		return false, false, fmt.Errorf("reading %s %s: %w", kind, key, err)
 	}
-	// The cache only holds objects labelled as ours. Before creating, make
-	// sure no foreign object of that name exists.
-	if err := c.APIReader.Get(ctx, key, live); err != nil {
+	if err := api.Get(ctx, key, live); err != nil {
 		if apierrors.IsNotFound(err) {
 			live.SetName(key.Name)
-			return false, nil, nil
+			return false, false, nil
 		}
-		return false, nil, fmt.Errorf("reading %s %s: %w", kind, key, err)
+		return false, false, fmt.Errorf("reading %s %s: %w", kind, key, err)
 	}
-	if !c.ownedBy(live, owner) {
-		return false, &Blocked{ReasonNameConflict, fmt.Sprintf(
-			"a %s named %s already exists and is not managed by this %s; rename or delete it",
-			kind, key.Name, c.OwnerKind)}, nil
-	}
-	return true, nil, nil
+	return true, false, nil
 }
 
 // ownedBy reports whether obj belongs to owner: controlled by it, or an

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -92,7 +91,7 @@ func (c *Client) Promote(ctx context.Context, id uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	if _, err := c.c.MemberPromote(ctx, id); err != nil {
-		if errors.Is(err, rpctypes.ErrMemberLearnerNotReady) || errors.Is(rpctypes.Error(err), rpctypes.ErrMemberLearnerNotReady) {
+		if errLearnerNotReady.is(err) {
 			return ErrLearnerNotReady
 		}
 		return fmt.Errorf("promoting member %x: %w", id, err)
@@ -106,7 +105,7 @@ func (c *Client) Remove(ctx context.Context, id uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	if _, err := c.c.MemberRemove(ctx, id); err != nil {
-		if errors.Is(rpctypes.Error(err), rpctypes.ErrMemberNotFound) {
+		if errMemberNotFound.is(err) {
 			return nil
 		}
 		return fmt.Errorf("removing member %x: %w", id, err)
@@ -130,25 +129,27 @@ func (c *Client) MoveLeader(ctx context.Context, leaderClientURL string, to uint
 	return nil
 }
 
-// Execute runs the etcd side of an action: AddLearner (returning the new
-// member's ID), Promote, RemoveMember and MoveLeader. Other actions are
-// the caller's (pods and volumes); Execute returns handled false for them.
-func (c *Client) Execute(ctx context.Context, a Action, members []Member, n Naming) (id uint64, handled bool, err error) {
+// Execute runs the etcd side of an action: AddLearner, Promote,
+// RemoveMember and MoveLeader. The other actions are the caller's (pods
+// and volumes); Execute refuses them with an error. Nothing of the answer
+// is returned: the next observation shows what changed (the new learner
+// with its ID, among others), as it does after a restart of the caller.
+func (c *Client) Execute(ctx context.Context, a Action, members []Member, n Naming) error {
 	switch a.Type {
 	case ActionAddLearner:
-		id, err = c.AddLearner(ctx, n.PeerURL(a.Name))
-		return id, true, err
+		_, err := c.AddLearner(ctx, n.PeerURL(a.Name))
+		return err
 	case ActionPromote:
-		return a.MemberID, true, c.Promote(ctx, a.MemberID)
+		return c.Promote(ctx, a.MemberID)
 	case ActionRemoveMember:
-		return a.MemberID, true, c.Remove(ctx, a.MemberID)
+		return c.Remove(ctx, a.MemberID)
 	case ActionMoveLeader:
 		for _, m := range members {
 			if m.ID == a.MemberID {
-				return a.To, true, c.MoveLeader(ctx, m.ClientURL, a.To)
+				return c.MoveLeader(ctx, m.ClientURL, a.To)
 			}
 		}
-		return 0, true, fmt.Errorf("leader %x is not in the member list", a.MemberID)
+		return fmt.Errorf("moving leadership to %x: leader %x is not in the member list", a.To, a.MemberID)
 	}
-	return 0, false, nil
+	return fmt.Errorf("executing %s for member %s: not an etcd membership action", a.Type, a.Name)
 }

@@ -6,19 +6,12 @@ import "fmt"
 // voting members.
 func Quorum(voters int) int { return voters/2 + 1 }
 
-// CheckRemove returns nil when removing the member id leaves a quorum of
-// healthy voters, or an error that names the invariant removal would break.
-// Removing a learner or an unhealthy voter is checked too: a cluster
-// without a healthy quorum cannot commit the removal.
-func CheckRemove(members []Member, id uint64) error {
-	voters, healthy := 0, 0
-	name := ""
+// countVoters counts the voting members (learners do not vote) other than
+// the member except, and how many of them are healthy. Member IDs are never
+// 0, so except 0 counts every voter.
+func countVoters(members []Member, except uint64) (voters, healthy int) {
 	for _, m := range members {
-		if m.ID == id {
-			name = m.Name
-			continue
-		}
-		if m.Learner {
+		if m.Learner || m.ID == except {
 			continue
 		}
 		voters++
@@ -26,6 +19,34 @@ func CheckRemove(members []Member, id uint64) error {
 			healthy++
 		}
 	}
+	return voters, healthy
+}
+
+// memberName is the name of the member id in members ("" when absent).
+func memberName(members []Member, id uint64) string {
+	for _, m := range members {
+		if m.ID == id {
+			return m.Name
+		}
+	}
+	return ""
+}
+
+// HealthyQuorum reports whether a quorum of the voting members in members
+// is healthy, that is whether the cluster can commit changes. A member
+// list without voters has no quorum.
+func HealthyQuorum(members []Member) bool {
+	voters, healthy := countVoters(members, 0)
+	return voters > 0 && healthy >= Quorum(voters)
+}
+
+// CheckRemove returns nil when removing the member id leaves a quorum of
+// healthy voters, or an error that names the invariant removal would break.
+// Removing a learner or an unhealthy voter is checked too: a cluster
+// without a healthy quorum cannot commit the removal.
+func CheckRemove(members []Member, id uint64) error {
+	voters, healthy := countVoters(members, id)
+	name := memberName(members, id)
 	if voters == 0 {
 		return fmt.Errorf("removing member %s would leave no voting member", name)
 	}
@@ -41,26 +62,15 @@ func CheckRemove(members []Member, id uint64) error {
 // that names the invariant. A single-member cluster has no quorum to keep:
 // restarting its member is always allowed and makes it briefly unavailable.
 func CheckRestart(members []Member, id uint64) error {
-	voters, healthyOthers := 0, 0
-	name := ""
-	for _, m := range members {
-		if m.ID == id {
-			name = m.Name
-		}
-		if m.Learner {
-			continue
-		}
-		voters++
-		if m.Healthy && m.ID != id {
-			healthyOthers++
-		}
-	}
+	// The member still votes while it restarts, but does not answer.
+	voters, _ := countVoters(members, 0)
+	_, healthyOthers := countVoters(members, id)
 	if voters <= 1 {
 		return nil
 	}
 	if healthyOthers < Quorum(voters) {
 		return fmt.Errorf("restarting member %s would leave %d of %d voters healthy; quorum needs %d",
-			name, healthyOthers, voters, Quorum(voters))
+			memberName(members, id), healthyOthers, voters, Quorum(voters))
 	}
 	return nil
 }

@@ -68,3 +68,34 @@ func CheckUpgrade(running []string, target string) error {
 	}
 	return nil
 }
+
+// OldestVersion returns the oldest of versions, as written there, skipping
+// the empty and malformed ones (a member that has not answered yet); ""
+// when none is a version. Of equal versions the first is returned.
+func OldestVersion(versions []string) string {
+	return extremeVersion(versions, func(v, best Version) bool { return v.Less(best) })
+}
+
+// NewestVersion returns the newest of versions, as written there, skipping
+// the empty and malformed ones; "" when none is a version. Of equal
+// versions the first is returned.
+func NewestVersion(versions []string) string {
+	return extremeVersion(versions, func(v, best Version) bool { return best.Less(v) })
+}
+
+// extremeVersion returns the version of versions that beats every other
+// one (the first of equal ones), skipping those ParseVersion rejects.
+func extremeVersion(versions []string, beats func(v, best Version) bool) string {
+	best := ""
+	var bv Version
+	for _, s := range versions {
+		v, err := ParseVersion(s)
+		if err != nil {
+			continue
+		}
+		if best == "" || beats(v, bv) {
+			best, bv = s, v
+		}
+	}
+	return best
+}

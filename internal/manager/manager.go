@@ -2,17 +2,12 @@ package manager
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	schedulingv1 "k8s.io/api/scheduling/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -26,14 +21,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
-	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
 	"opsmith.io/opsmith/internal/apply"
 	"opsmith.io/opsmith/internal/controller/appservice"
 	"opsmith.io/opsmith/internal/controller/etcdcluster"
-	"opsmith.io/opsmith/internal/controller/microservice"
+	"opsmith.io/opsmith/internal/controller/microservicedeploy"
+	"opsmith.io/opsmith/internal/kind"
 )
 
 // Options configure a manager. The zero value is not usable: start from
@@ -72,7 +65,7 @@ type Options struct {
 	// apply.Pacer); 0 writes every change at once.
 	StatusProgressDelay time.Duration
 	// MicroService configures the MicroServiceDeploy controller.
-	MicroService microservice.Config
+	MicroService microservicedeploy.Config
 	// AllowDuplicateControllers lets several managers run in one process
 	// (tests do); controller-runtime otherwise refuses a second controller
 	// of the same name because their metrics would mix.
@@ -94,46 +87,27 @@ func DefaultOptions() Options {
 		ClientBurst:             200,
 		SyncPeriod:              10 * time.Hour,
 		StatusProgressDelay:     5 * time.Second,
-		MicroService:            microservice.DefaultConfig(),
+		MicroService:            microservicedeploy.DefaultConfig(),
 	}
 }
 
-// setupFunc registers one controller with a manager.
-type setupFunc func(mgr ctrl.Manager, o Options, opts controller.Options) error
-
-var controllers = map[string]setupFunc{
-	appservice.Name: func(mgr ctrl.Manager, o Options, opts controller.Options) error {
-		return (&appservice.Reconciler{
-			Client:    mgr.GetClient(),
-			APIReader: mgr.GetAPIReader(),
-			Recorder:  mgr.GetEventRecorder(appservice.FieldManager),
-			Pacer:     &apply.Pacer{Delay: o.StatusProgressDelay},
-		}).SetupWithManager(mgr, opts)
-	},
-	etcdcluster.Name: func(mgr ctrl.Manager, _ Options, opts controller.Options) error {
-		return (&etcdcluster.Reconciler{
-			Client:    mgr.GetClient(),
-			APIReader: mgr.GetAPIReader(),
-			Recorder:  mgr.GetEventRecorder(etcdcluster.FieldManager),
-			Dial:      etcdcluster.DialEtcd,
-		}).SetupWithManager(mgr, opts)
-	},
-	microservice.Name: func(mgr ctrl.Manager, o Options, opts controller.Options) error {
-		return (&microservice.Reconciler{
-			Client:    mgr.GetClient(),
-			APIReader: mgr.GetAPIReader(),
-			Recorder:  mgr.GetEventRecorder(microservice.FieldManager),
-			Config:    o.MicroService,
-			Pacer:     &apply.Pacer{Delay: o.StatusProgressDelay},
-		}).SetupWithManager(mgr, opts)
-	},
+// kinds lists every controller the binary can run, configured by o.
+// Adding a kind is one line here plus the kind's package (a kind with
+// settings of its own also gets its Config field in Options, which its
+// flags set).
+func kinds(o *Options) []kind.Kind {
+	return []kind.Kind{
+		appservice.Kind(),
+		etcdcluster.Kind(),
+		microservicedeploy.Kind(&o.MicroService),
+	}
 }
 
 // Controllers lists the names of every controller the binary can run.
 func Controllers() []string {
-	names := make([]string, 0, len(controllers))
-	for n := range controllers {
-		names = append(names, n)
+	var names []string
+	for _, k := range kinds(&Options{}) {
+		names = append(names, k.Name)
 	}
 	sort.Strings(names)
 	return names
@@ -143,16 +117,35 @@ func Controllers() []string {
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(appsv1alpha1.AddToScheme(s))
-	utilruntime.Must(etcdv1alpha1.AddToScheme(s))
-	utilruntime.Must(gatewayv1.Install(s))
+	for _, k := range kinds(&Options{}) {
+		utilruntime.Must(k.AddToScheme(s))
+	}
 	return s
+}
+
+// managedCache configures the cache to hold, of every child type a kind
+// lists, only the objects opsmith labelled: unrelated objects of these
+// types in the cluster cost no memory and cause no events.
+func managedCache(ks []kind.Kind) map[client.Object]cache.ByObject {
+	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{apply.LabelManagedBy: apply.ManagedByValue})}
+	byObject := map[client.Object]cache.ByObject{}
+	seen := map[reflect.Type]bool{}
+	for _, k := range ks {
+		for _, obj := range k.Children {
+			if t := reflect.TypeOf(obj); !seen[t] {
+				seen[t] = true
+				byObject[obj] = managed
+			}
+		}
+	}
+	return byObject
 }
 
 // New builds a manager with the enabled controllers registered.
 func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	ks := kinds(&o)
 	for _, name := range o.Controllers {
-		if _, ok := controllers[name]; !ok {
+		if !slices.ContainsFunc(ks, func(k kind.Kind) bool { return k.Name == name }) {
 			return nil, fmt.Errorf("unknown controller %q (known: %s)", name, strings.Join(Controllers(), ", "))
 		}
 	}
@@ -167,31 +160,12 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	// Only children that opsmith labelled are cached: unrelated objects of
-	// these kinds in the cluster cost no memory and cause no events.
-	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{apply.LabelManagedBy: apply.ManagedByValue})}
 	cacheOpts := cache.Options{
 		SyncPeriod: &o.SyncPeriod,
-		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}:                     managed,
-			&corev1.Service{}:                        managed,
-			&corev1.ServiceAccount{}:                 managed,
-			&corev1.ConfigMap{}:                      managed,
-			&autoscalingv2.HorizontalPodAutoscaler{}: managed,
-			&networkingv1.NetworkPolicy{}:            managed,
-			&networkingv1.Ingress{}:                  managed,
-			&corev1.ResourceQuota{}:                  managed,
-			&schedulingv1.PriorityClass{}:            managed,
-			&corev1.Pod{}:                            managed,
-			&corev1.PersistentVolumeClaim{}:          managed,
-			&policyv1.PodDisruptionBudget{}:          managed,
-		},
+		ByObject:   managedCache(ks),
 		// managedFields are large and never read by opsmith: the apply
 		// package compares object content, not field ownership.
 		DefaultTransform: cache.TransformStripManagedFields(),
-	}
-	if o.MicroService.Gateway.Name != "" {
-		cacheOpts.ByObject[&gatewayv1.HTTPRoute{}] = managed
 	}
 	if len(o.Namespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
@@ -222,13 +196,17 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("adding readiness check: %w", err)
 	}
 
-	copts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
-	for name, setup := range controllers {
-		if !slices.Contains(o.Controllers, name) {
+	env := kind.Env{
+		Manager:             mgr,
+		Controller:          controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles},
+		StatusProgressDelay: o.StatusProgressDelay,
+	}
+	for _, k := range ks {
+		if !slices.Contains(o.Controllers, k.Name) {
 			continue
 		}
-		if err := setup(mgr, o, copts); err != nil {
-			return nil, fmt.Errorf("setting up controller %s: %w", name, err)
+		if err := k.Setup(env); err != nil {
+			return nil, fmt.Errorf("setting up controller %s: %w", k.Name, err)
 		}
 	}
 	return mgr, nil

@@ -33,7 +33,7 @@ import (
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
 	"opsmith.io/opsmith/internal/controller/appservice"
-	"opsmith.io/opsmith/internal/controller/microservice"
+	"opsmith.io/opsmith/internal/controller/microservicedeploy"
 	"opsmith.io/opsmith/internal/manager"
 	"opsmith.io/opsmith/test/operator"
 	"opsmith.io/opsmith/test/testbed"
@@ -628,7 +628,7 @@ func (r *run) startManager(ctx context.Context, name string, syncPeriod time.Dur
 	r.pprofAddr = fmt.Sprintf("127.0.0.1:%d", ports[0])
 	r.mgr, err = operator.StartManager(ctx, r.cluster, r.k8s, name,
 		// The controllers measured, and only those.
-		"--controllers="+appservice.Name+","+microservice.Name,
+		"--controllers="+appservice.Name+","+microservicedeploy.Name,
 		"--sync-period="+syncPeriod.String(),
 		"--microservice-auth-url=https://auth.bench.test/verify",
 		"--pprof-bind-address="+r.pprofAddr,

@@ -19,7 +19,7 @@ import (
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
 	"opsmith.io/opsmith/internal/controller/appservice"
-	"opsmith.io/opsmith/internal/controller/microservice"
+	"opsmith.io/opsmith/internal/controller/microservicedeploy"
 	"opsmith.io/opsmith/internal/manager"
 )
 
@@ -37,10 +37,10 @@ func baselineObjects(ns string, it baselineItem) []runtime.ApplyConfiguration {
 		return []runtime.ApplyConfiguration{d, s}
 	}
 	m := microServiceDeploy(ns, it.i)
-	cfg := microservice.DefaultConfig()
-	p := microservice.Path{Namespace: ns, MsName: m.Spec.MsName, Path: m.Spec.Path, Instances: []*appsv1alpha1.MicroServiceDeploy{m}}
-	sa, cm, md, ms := microservice.ServiceAccount(m), microservice.ConfigMap(m), microservice.Deployment(m, m.Spec.Replicas), microservice.Service(m)
-	ss, ing := microservice.SharedService(p), microservice.Ingress(p, cfg)
+	cfg := microservicedeploy.DefaultConfig()
+	p := microservicedeploy.Path{Namespace: ns, MsName: m.Spec.MsName, Path: m.Spec.Path, Instances: []*appsv1alpha1.MicroServiceDeploy{m}}
+	sa, cm, md, ms := microservicedeploy.ServiceAccount(m), microservicedeploy.ConfigMap(m), microservicedeploy.Deployment(m, m.Spec.Replicas), microservicedeploy.Service(m)
+	ss, ing := microservicedeploy.SharedService(p), microservicedeploy.Ingress(p, cfg)
 	sa.OwnerReferences, cm.OwnerReferences, md.OwnerReferences, ms.OwnerReferences = nil, nil, nil, nil
 	ss.OwnerReferences, ing.OwnerReferences = nil, nil
 	return []runtime.ApplyConfiguration{sa, cm, md, ms, ss, ing}
@@ -74,7 +74,7 @@ func (r *run) applyBaseline(ctx context.Context, ns string, items []baselineItem
 			all = append(all, microServiceDeploy(ns, it.i))
 		}
 	}
-	quota := microservice.ResourceQuota(ns, all)
+	quota := microservicedeploy.ResourceQuota(ns, all)
 	quota.OwnerReferences = nil
 	rd := newReadiness()
 	defer rd.stopWatches() // also when a step fails before waitAll
@@ -83,7 +83,7 @@ func (r *run) applyBaseline(ctx context.Context, ns string, items []baselineItem
 	}
 	busy := r.startCPUMeter()
 	start := time.Now()
-	for _, obj := range []runtime.ApplyConfiguration{microservice.PriorityClass(), quota} {
+	for _, obj := range []runtime.ApplyConfiguration{microservicedeploy.PriorityClass(), quota} {
 		if err := r.k8s.Apply(ctx, obj, client.FieldOwner("bench-baseline"), client.ForceOwnership); err != nil {
 			return baselineOutcome{}, err
 		}

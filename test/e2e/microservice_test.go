@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
-	"opsmith.io/opsmith/internal/controller/microservice"
+	"opsmith.io/opsmith/internal/controller/microservicedeploy"
 	"opsmith.io/opsmith/test/testbed"
 )
 
@@ -25,7 +25,7 @@ import (
 func msdPods(ns, name string) (ready, all int, err error) {
 	pods := &corev1.PodList{}
 	if err := k8s.List(context.Background(), pods, client.InNamespace(ns),
-		client.MatchingLabels{microservice.LabelInstance: name}); err != nil {
+		client.MatchingLabels{microservicedeploy.LabelInstance: name}); err != nil {
 		return 0, 0, err
 	}
 	for _, p := range pods.Items {

@@ -20,7 +20,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
-	"opsmith.io/opsmith/internal/controller/microservice"
+	"opsmith.io/opsmith/internal/controller/microservicedeploy"
 	"opsmith.io/opsmith/internal/manager"
 	"opsmith.io/opsmith/test/managertest"
 	"opsmith.io/opsmith/test/testbed"
@@ -28,11 +28,11 @@ import (
 
 var suite = &managertest.Suite{Options: func() manager.Options {
 	o := manager.DefaultOptions()
-	o.Controllers = []string{microservice.Name}
+	o.Controllers = []string{microservicedeploy.Name}
 	o.SyncPeriod = 3 * time.Second
 	o.MicroService.BaseDomain = "gw.test"
-	o.MicroService.Gateway = microservice.ObjectRef{Namespace: "infra", Name: "public"}
-	o.MicroService.AuthService = microservice.ObjectRef{Namespace: "auth", Name: "ext-auth", Port: 8080}
+	o.MicroService.Gateway = microservicedeploy.ObjectRef{Namespace: "infra", Name: "public"}
+	o.MicroService.AuthService = microservicedeploy.ObjectRef{Namespace: "auth", Name: "ext-auth", Port: 8080}
 	o.MicroService.AuthPath = "/verify"
 	return o
 }()}
@@ -75,7 +75,7 @@ func TestHTTPRouteWithExternalAuth(t *testing.T) {
 	// An Ingress opsmith made for this path before the operator was given
 	// a Gateway: it is replaced by the HTTPRoute.
 	old := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ms-sample-v1", Labels: map[string]string{
-		"app.kubernetes.io/managed-by": "opsmith", microservice.LabelMicroService: "ms-sample", microservice.LabelPath: "v1",
+		"app.kubernetes.io/managed-by": "opsmith", microservicedeploy.LabelMicroService: "ms-sample", microservicedeploy.LabelPath: "v1",
 	}}, Spec: networkingv1.IngressSpec{DefaultBackend: &networkingv1.IngressBackend{
 		Service: &networkingv1.IngressServiceBackend{Name: "ms-sample-v1", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}
 	if err := suite.Client.Create(ctx, old); err != nil {
@@ -139,7 +139,7 @@ func TestIdleHTTPRouteWritesNothing(t *testing.T) {
 	seedSample(t, ns)
 	route(t, ns)
 	time.Sleep(2 * time.Second)
-	managertest.ExpectIdle(t, suite.Cluster.Config, suite.Options, ns, microservice.Name, 15*time.Second, 4, func() string {
+	managertest.ExpectIdle(t, suite.Cluster.Config, suite.Options, ns, microservicedeploy.Name, 15*time.Second, 4, func() string {
 		return route(t, ns).ResourceVersion
 	})
 }

@@ -71,16 +71,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: as.Name}}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: as.Name}}
-	depFound, stuck, err := children.Ensure(ctx, as, "Deployment", Deployment(as), dep)
-	if err == nil && stuck == nil {
-		_, stuck, err = children.Ensure(ctx, as, "Service", Service(as), svc)
+	depFound, err := children.Ensure(ctx, as, "Deployment", Deployment(as), dep)
+	if err == nil {
+		_, err = children.Ensure(ctx, as, "Service", Service(as), svc)
 	}
 	children.Flush(as)
 	var observed *appsv1.Deployment
 	if depFound {
 		observed = dep
 	}
-	st := computeStatus(as, observed, stuck)
+	blocked, err := apply.Split(err)
+	st := computeStatus(as, observed, blocked)
 	held, serr := apply.WriteStatusPaced(ctx, r.Client, r.Pacer, as, &as.Status, st, inProgress(st))
 	if serr != nil && err == nil {
 		err = serr

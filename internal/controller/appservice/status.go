@@ -1,8 +1,6 @@
 package appservice
 
 import (
-	"fmt"
-
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,7 +28,7 @@ const (
 // (nil when it does not exist yet) and from a blocking problem, if any. It
 // starts from the current status so that condition transition times are kept
 // when nothing changed.
-func computeStatus(as *appsv1alpha1.AppService, dep *appsv1.Deployment, stuck *apply.Blocked) appsv1alpha1.AppServiceStatus {
+func computeStatus(as *appsv1alpha1.AppService, dep *appsv1.Deployment, blocked *apply.BlockedError) appsv1alpha1.AppServiceStatus {
 	st := *as.Status.DeepCopy()
 	st.ObservedGeneration = as.Generation
 	size := ptr.Deref(as.Spec.Size, 0)
@@ -40,8 +38,9 @@ func computeStatus(as *appsv1alpha1.AppService, dep *appsv1.Deployment, stuck *a
 	} else {
 		st.Replicas, st.ReadyReplicas = dep.Status.Replicas, dep.Status.ReadyReplicas
 	}
-	setAvailable(&st, as, dep, size)
-	setProgressing(&st, as, dep, size, stuck)
+	w := workload(as, dep, size, blocked)
+	rollout.SetAvailable(&st.Conditions, w)
+	rollout.SetProgressing(&st.Conditions, w)
 	return st
 }
 
@@ -52,44 +51,12 @@ func inProgress(st appsv1alpha1.AppServiceStatus) bool {
 	return meta.IsStatusConditionTrue(st.Conditions, appsv1alpha1.ConditionProgressing)
 }
 
-// setAvailable sets Available: True when every requested pod is ready.
-func setAvailable(st *appsv1alpha1.AppServiceStatus, as *appsv1alpha1.AppService, dep *appsv1.Deployment, size int32) {
-	c := metav1.Condition{Type: appsv1alpha1.ConditionAvailable, ObservedGeneration: as.Generation}
-	switch {
-	case dep == nil:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonCreating, "the Deployment does not exist yet"
-	case size == 0:
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonScaledToZero, "size is 0: no pods are requested"
-	case dep.Status.ReadyReplicas >= size:
-		c.Status, c.Reason = metav1.ConditionTrue, ReasonAllReplicasReady
-		c.Message = fmt.Sprintf("%d of %d pods are ready", dep.Status.ReadyReplicas, size)
-	default:
-		c.Status, c.Reason = metav1.ConditionFalse, ReasonReplicasNotReady
-		c.Message = fmt.Sprintf("%d of %d pods are ready", dep.Status.ReadyReplicas, size)
+// workload is what the Available and Progressing conditions are computed
+// from.
+func workload(as *appsv1alpha1.AppService, dep *appsv1.Deployment, size int32, blocked *apply.BlockedError) rollout.Workload {
+	return rollout.Workload{
+		Generation: as.Generation, Deployment: dep, Desired: size, Blocked: blocked,
+		What: "image " + as.Spec.Image, Creating: "creating the Deployment and Service",
+		NoPods: metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonScaledToZero, Message: "size is 0: no pods are requested"},
 	}
-	meta.SetStatusCondition(&st.Conditions, c)
-}
-
-// setProgressing sets Progressing: True while the Deployment converges,
-// False when the rollout is complete or cannot go on, with the reason.
-func setProgressing(st *appsv1alpha1.AppServiceStatus, as *appsv1alpha1.AppService, dep *appsv1.Deployment, size int32, stuck *apply.Blocked) {
-	c := metav1.Condition{Type: appsv1alpha1.ConditionProgressing, ObservedGeneration: as.Generation}
-	switch {
-	case stuck != nil:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, stuck.Reason, stuck.Message
-	case dep == nil:
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonCreating, "creating the Deployment and Service"
-	case rollout.Stuck(dep) != "":
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonRolloutStuck, rollout.Stuck(dep)
-	case rollout.Done(dep, size):
-		c.Status, c.Reason = metav1.ConditionFalse, ReasonRolloutComplete
-		c.Message = fmt.Sprintf("%d pods of image %s are up to date", size, as.Spec.Image)
-	default:
-		// No pod counts here: they are in replicas and readyReplicas, and
-		// a message that changed with every pod would cost a status write
-		// per pod step of every rollout.
-		c.Status, c.Reason = metav1.ConditionTrue, ReasonRollingOut
-		c.Message = fmt.Sprintf("rolling out %d pods of image %s", size, as.Spec.Image)
-	}
-	meta.SetStatusCondition(&st.Conditions, c)
 }

@@ -32,7 +32,7 @@ func TestComputeStatus(t *testing.T) {
 		name            string
 		size            int32
 		dep             *appsv1.Deployment
-		blocked         *apply.Blocked
+		blocked         *apply.BlockedError
 		wantAvailable   metav1.ConditionStatus
 		wantAvReason    string
 		wantProgressing metav1.ConditionStatus
@@ -46,7 +46,7 @@ func TestComputeStatus(t *testing.T) {
 		{"rolling: old pods remain", 2, dep(2, 2, 3, 1, 3, 3), nil, metav1.ConditionTrue, ReasonAllReplicasReady, metav1.ConditionTrue, ReasonRollingOut, 3},
 		{"stuck rollout", 3, stuck, nil, metav1.ConditionFalse, ReasonReplicasNotReady, metav1.ConditionFalse, ReasonRolloutStuck, 2},
 		{"scaled to zero", 0, dep(1, 1, 0, 0, 0, 0), nil, metav1.ConditionTrue, ReasonScaledToZero, metav1.ConditionFalse, ReasonRolloutComplete, 0},
-		{"blocked by a name conflict", 2, nil, &apply.Blocked{Reason: ReasonNameConflict, Message: "taken"}, metav1.ConditionFalse, ReasonCreating, metav1.ConditionFalse, ReasonNameConflict, 0},
+		{"blocked by a name conflict", 2, nil, &apply.BlockedError{Reason: ReasonNameConflict, Message: "taken"}, metav1.ConditionFalse, ReasonCreating, metav1.ConditionFalse, ReasonNameConflict, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,9 +7,7 @@ package etcdcluster
 
 import (
 	"context"
-	"errors"
 	"sort"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,7 +38,7 @@ const (
 // EtcdClient is the part of an etcd client the controller uses.
 type EtcdClient interface {
 	Observe(ctx context.Context) (reachable bool, members []etcd.Member)
-	Execute(ctx context.Context, a etcd.Action, members []etcd.Member, n etcd.Naming) (uint64, bool, error)
+	Execute(ctx context.Context, a etcd.Action, members []etcd.Member, n etcd.Naming) error
 	Close() error
 }
 
@@ -93,9 +91,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if !ec.DeletionTimestamp.IsZero() {
 		return reconcile.Result{}, nil
 	}
-	blocked, err := r.ensureServices(ctx, ec)
-	if err != nil && blocked == nil {
-		return reconcile.Result{}, err
+	// A blocked Service or PodDisruptionBudget does not stop the members'
+	// care: it is reported in status, and retried when retrying may help.
+	blocked, servicesErr := apply.Split(r.ensureServices(ctx, ec))
+	if servicesErr != nil && blocked == nil {
+		return reconcile.Result{}, servicesErr
 	}
 
 	w, err := r.observe(ctx, ec)
@@ -116,28 +116,31 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := apply.WriteStatus(ctx, r.Client, ec, &ec.Status, st); err != nil && stepErr == nil {
 		stepErr = err
 	}
+	if stepErr == nil {
+		stepErr = servicesErr
+	}
 	return res, stepErr
 }
 
 // ensureServices applies the peer and client Services and the
 // PodDisruptionBudget.
-func (r *Reconciler) ensureServices(ctx context.Context, ec *etcdv1alpha1.EtcdCluster) (*apply.Blocked, error) {
+func (r *Reconciler) ensureServices(ctx context.Context, ec *etcdv1alpha1.EtcdCluster) error {
 	children := &apply.Children{
 		Client: r.Client, APIReader: r.APIReader, Recorder: r.Recorder,
 		FieldManager: FieldManager, OwnerKind: "EtcdCluster", OwnerLabel: LabelCluster,
 	}
 	defer children.Flush(ec)
-	if _, blocked, err := children.Ensure(ctx, ec, "Service", PeerService(ec),
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: PeerServiceName(ec)}}); err != nil || blocked != nil {
-		return blocked, err
+	if _, err := children.Ensure(ctx, ec, "Service", PeerService(ec),
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: PeerServiceName(ec)}}); err != nil {
+		return err
 	}
-	if _, blocked, err := children.Ensure(ctx, ec, "Service", ClientService(ec),
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: ClientServiceName(ec)}}); err != nil || blocked != nil {
-		return blocked, err
+	if _, err := children.Ensure(ctx, ec, "Service", ClientService(ec),
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: ClientServiceName(ec)}}); err != nil {
+		return err
 	}
-	_, blocked, err := children.Ensure(ctx, ec, "PodDisruptionBudget", PodDisruptionBudget(ec),
+	_, err := children.Ensure(ctx, ec, "PodDisruptionBudget", PodDisruptionBudget(ec),
 		&policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: ec.Name}})
-	return blocked, err
+	return err
 }
 
 // world is what one reconcile observed.
@@ -183,7 +186,7 @@ func (r *Reconciler) observe(ctx context.Context, ec *etcdv1alpha1.EtcdCluster) 
 		s := slot(p.Name)
 		s.Pod, s.PodTerminating = true, !p.DeletionTimestamp.IsZero()
 		if p.Status.PodIP != "" && p.DeletionTimestamp.IsZero() {
-			endpoints = append(endpoints, "http://"+p.Status.PodIP+":2379")
+			endpoints = append(endpoints, podClientURL(p.Status.PodIP))
 		}
 	}
 	for i := range pvcs.Items {
@@ -222,18 +225,10 @@ func targetVersion(ec *etcdv1alpha1.EtcdCluster, w *world) (string, error) {
 	for _, p := range w.pods {
 		running = append(running, p.Labels[LabelVersion])
 	}
-	err := etcd.CheckUpgrade(running, ec.Spec.Version)
-	if err == nil {
-		return ec.Spec.Version, nil
+	if err := etcd.CheckUpgrade(running, ec.Spec.Version); err != nil {
+		return etcd.NewestVersion(running), err
 	}
-	newest := ""
-	var nv etcd.Version
-	for _, r := range running {
-		if v, perr := etcd.ParseVersion(r); perr == nil && (newest == "" || nv.Less(v)) {
-			newest, nv = r, v
-		}
-	}
-	return newest, err
+	return ec.Spec.Version, nil
 }
 
 // step takes action a.
@@ -274,27 +269,15 @@ func (r *Reconciler) execute(ctx context.Context, ec *etcdv1alpha1.EtcdCluster, 
 	if w.client == nil {
 		return false, nil
 	}
-	_, _, err := w.client.Execute(ctx, a, w.obs.Members, Naming(ec))
+	err := w.client.Execute(ctx, a, w.obs.Members, Naming(ec))
 	if err == nil {
 		return true, nil
 	}
-	if errors.Is(err, etcd.ErrLearnerNotReady) || retryLater(err) {
+	if etcd.Retryable(err) {
+		// A refusal that goes away by itself (a learner catching up, a
+		// membership change right after another, a leader election).
 		log.FromContext(ctx).V(1).Info("etcd refused the step for now", "action", a.Type, "member", a.Name, "error", err.Error())
 		return false, nil
 	}
 	return false, err
-}
-
-// retryLater recognises etcd's refusals that go away by themselves: a
-// membership change within seconds of the previous one, a request the
-// client sent to a learner, a leader election.
-func retryLater(err error) bool {
-	msg := err.Error()
-	for _, s := range []string{"unhealthy cluster", "too many learner members", "rpc not supported for learner",
-		"leader changed", "no leader", "context deadline exceeded"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
 }

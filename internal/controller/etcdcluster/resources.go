@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -109,6 +110,12 @@ func PeerURL(ec *etcdv1alpha1.EtcdCluster, member string) string {
 // ClientURL is the client URL a member advertises.
 func ClientURL(ec *etcdv1alpha1.EtcdCluster, member string) string {
 	return fmt.Sprintf("http://%s:%d", memberHost(ec, member), clientPort)
+}
+
+// podClientURL is the client URL of the member whose pod has the IP ip:
+// the operator talks to the members there.
+func podClientURL(ip string) string {
+	return "http://" + net.JoinHostPort(ip, strconv.Itoa(clientPort))
 }
 
 // Naming is how the planner names the members of ec.

@@ -30,13 +30,13 @@ const (
 // computeStatus derives the status from what this reconcile observed and
 // the step it planned. It starts from the current status so that condition
 // transition times are kept when nothing changed.
-func computeStatus(ec *etcdv1alpha1.EtcdCluster, w *world, a etcd.Action, blocked *apply.Blocked) etcdv1alpha1.EtcdClusterStatus {
+func computeStatus(ec *etcdv1alpha1.EtcdCluster, w *world, a etcd.Action, blocked *apply.BlockedError) etcdv1alpha1.EtcdClusterStatus {
 	st := *ec.Status.DeepCopy()
 	st.ObservedGeneration = ec.Generation
 	st.ClientEndpoint = ClientEndpoint(ec)
 	st.TargetVersion = w.target
 	st.Members, st.ReadyMembers = memberStatuses(ec, w)
-	st.CurrentVersion = oldestVersion(st.Members)
+	st.CurrentVersion = etcd.OldestVersion(memberVersions(st.Members))
 	st.Phase = phase(ec, w, a)
 	setAvailable(&st, ec, w)
 	setProgressing(&st, ec, w, a, blocked)
@@ -77,19 +77,12 @@ func sortMembers(ms []etcdv1alpha1.EtcdMemberStatus) {
 	}
 }
 
-func oldestVersion(ms []etcdv1alpha1.EtcdMemberStatus) string {
-	oldest := ""
-	var ov etcd.Version
+func memberVersions(ms []etcdv1alpha1.EtcdMemberStatus) []string {
+	out := make([]string, 0, len(ms))
 	for _, m := range ms {
-		v, err := etcd.ParseVersion(m.Version)
-		if err != nil {
-			continue
-		}
-		if oldest == "" || v.Less(ov) {
-			oldest, ov = m.Version, v
-		}
+		out = append(out, m.Version)
 	}
-	return oldest
+	return out
 }
 
 func phase(ec *etcdv1alpha1.EtcdCluster, w *world, a etcd.Action) string {
@@ -133,21 +126,11 @@ func upgrading(ec *etcdv1alpha1.EtcdCluster, w *world) bool {
 	return false
 }
 
+// healthyQuorum reports whether a quorum of voters answered this
+// reconcile: the member list was read (Reachable) and a quorum of its
+// voters is healthy.
 func healthyQuorum(w *world) bool {
-	if !w.obs.Reachable {
-		return false
-	}
-	voters, healthy := 0, 0
-	for _, m := range w.obs.Members {
-		if m.Learner {
-			continue
-		}
-		voters++
-		if m.Healthy {
-			healthy++
-		}
-	}
-	return voters > 0 && healthy >= etcd.Quorum(voters)
+	return w.obs.Reachable && etcd.HealthyQuorum(w.obs.Members)
 }
 
 // setAvailable: True when a quorum of voters is healthy.
@@ -165,7 +148,7 @@ func setAvailable(st *etcdv1alpha1.EtcdClusterStatus, ec *etcdv1alpha1.EtcdClust
 
 // setProgressing: True while a step is under way, False when converged,
 // paused or blocked (the message then names the invariant).
-func setProgressing(st *etcdv1alpha1.EtcdClusterStatus, ec *etcdv1alpha1.EtcdCluster, w *world, a etcd.Action, blocked *apply.Blocked) {
+func setProgressing(st *etcdv1alpha1.EtcdClusterStatus, ec *etcdv1alpha1.EtcdCluster, w *world, a etcd.Action, blocked *apply.BlockedError) {
 	c := metav1.Condition{Type: etcdv1alpha1.ConditionProgressing, ObservedGeneration: ec.Generation}
 	switch {
 	case ec.Spec.Paused:
@@ -245,7 +228,7 @@ func podProblem(p *corev1.Pod, reachable bool) string {
 		return "is running but its member is not ready (etcd does not answer its health check)"
 	}
 	if !reachable && p.Status.PodIP != "" {
-		return "is ready but etcd does not answer the operator at http://" + p.Status.PodIP + ":2379"
+		return "is ready but etcd does not answer the operator at " + podClientURL(p.Status.PodIP)
 	}
 	return ""
 }
@@ -261,7 +244,7 @@ func podReady(p *corev1.Pod) bool {
 
 // setDegraded: True when an invariant blocks a step, a member is unhealthy
 // or there is no quorum.
-func setDegraded(st *etcdv1alpha1.EtcdClusterStatus, ec *etcdv1alpha1.EtcdCluster, w *world, a etcd.Action, blocked *apply.Blocked) {
+func setDegraded(st *etcdv1alpha1.EtcdClusterStatus, ec *etcdv1alpha1.EtcdCluster, w *world, a etcd.Action, blocked *apply.BlockedError) {
 	c := metav1.Condition{Type: etcdv1alpha1.ConditionDegraded, ObservedGeneration: ec.Generation}
 	var unhealthy []string
 	for _, m := range st.Members {

@@ -1,4 +1,4 @@
-package microservice_test
+package microservicedeploy_test
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package microservice_test
+package microservicedeploy_test
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
-	"opsmith.io/opsmith/internal/controller/microservice"
+	"opsmith.io/opsmith/internal/controller/microservicedeploy"
 	"opsmith.io/opsmith/test/managertest"
 	"opsmith.io/opsmith/test/testbed"
 )
@@ -170,10 +170,10 @@ func TestSeedSampleCreatesEveryObject(t *testing.T) {
 	if c.Image != "just a image url" || c.Resources.Limits.Cpu().String() != "2" || c.Resources.Requests.Memory().String() != "4Gi" {
 		t.Errorf("container %+v", c)
 	}
-	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef.Name != name+"-config" || c.VolumeMounts[0].MountPath != microservice.ConfigMountPath {
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef.Name != name+"-config" || c.VolumeMounts[0].MountPath != microservicedeploy.ConfigMountPath {
 		t.Errorf("config not exposed as env and files: %+v %+v", c.EnvFrom, c.VolumeMounts)
 	}
-	if dep.Labels["app.kubernetes.io/version"] != "1.0" || dep.Spec.Template.Annotations[microservice.AnnotationConfigHash] == "" {
+	if dep.Labels["app.kubernetes.io/version"] != "1.0" || dep.Spec.Template.Annotations[microservicedeploy.AnnotationConfigHash] == "" {
 		t.Errorf("labels %v annotations %v", dep.Labels, dep.Spec.Template.Annotations)
 	}
 
@@ -184,7 +184,7 @@ func TestSeedSampleCreatesEveryObject(t *testing.T) {
 	if cm := get(t, ns, name+"-config", &corev1.ConfigMap{}); cm.Data["password"] != "88888888" {
 		t.Errorf("ConfigMap data %v", cm.Data)
 	}
-	if svc := get(t, ns, name, &corev1.Service{}); svc.Spec.Ports[0].Port != 80 || svc.Spec.Selector[microservice.LabelInstance] != name {
+	if svc := get(t, ns, name, &corev1.Service{}); svc.Spec.Ports[0].Port != 80 || svc.Spec.Selector[microservicedeploy.LabelInstance] != name {
 		t.Errorf("Service %+v", svc.Spec)
 	}
 	hpa := get(t, ns, name, &autoscalingv2.HorizontalPodAutoscaler{})
@@ -198,7 +198,7 @@ func TestSeedSampleCreatesEveryObject(t *testing.T) {
 	}
 
 	shared := get(t, ns, "ms-sample-v1", &corev1.Service{})
-	if shared.Spec.Selector[microservice.LabelMicroService] != "ms-sample" || shared.Spec.Selector[microservice.LabelPath] != "v1" {
+	if shared.Spec.Selector[microservicedeploy.LabelMicroService] != "ms-sample" || shared.Spec.Selector[microservicedeploy.LabelPath] != "v1" {
 		t.Errorf("shared Service selector %v", shared.Spec.Selector)
 	}
 	ing := get(t, ns, "ms-sample-v1", &networkingv1.Ingress{})
@@ -213,7 +213,7 @@ func TestSeedSampleCreatesEveryObject(t *testing.T) {
 
 	// One autoscaled instance: at most 10 pods plus one during a rollout,
 	// each 2 CPUs and 4Gi.
-	quota := get(t, ns, microservice.QuotaName, &corev1.ResourceQuota{})
+	quota := get(t, ns, microservicedeploy.QuotaName, &corev1.ResourceQuota{})
 	wantHard := map[corev1.ResourceName]string{
 		corev1.ResourcePods: "11", corev1.ResourceLimitsCPU: "22", corev1.ResourceRequestsCPU: "22",
 		corev1.ResourceLimitsMemory: "44Gi", corev1.ResourceRequestsMemory: "44Gi",
@@ -224,7 +224,7 @@ func TestSeedSampleCreatesEveryObject(t *testing.T) {
 		}
 	}
 	if sel := quota.Spec.ScopeSelector.MatchExpressions[0]; sel.ScopeName != corev1.ResourceQuotaScopePriorityClass ||
-		sel.Values[0] != microservice.PriorityClassName || pod.PriorityClassName != microservice.PriorityClassName {
+		sel.Values[0] != microservicedeploy.PriorityClassName || pod.PriorityClassName != microservicedeploy.PriorityClassName {
 		t.Errorf("quota scope %+v, pod priority class %q", sel, pod.PriorityClassName)
 	}
 
@@ -248,7 +248,7 @@ func TestFieldChanges(t *testing.T) {
 		}
 		return suite.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &networkingv1.NetworkPolicy{})
 	})
-	hash := get(t, ns, name, &appsv1.Deployment{}).Spec.Template.Annotations[microservice.AnnotationConfigHash]
+	hash := get(t, ns, name, &appsv1.Deployment{}).Spec.Template.Annotations[microservicedeploy.AnnotationConfigHash]
 
 	update(t, ns, name, func(m *appsv1alpha1.MicroServiceDeploy) {
 		m.Spec.Config = "password=99999999\nmode=blue\n"
@@ -259,7 +259,7 @@ func TestFieldChanges(t *testing.T) {
 		if cm.Data["password"] != "99999999" || cm.Data["mode"] != "blue" {
 			return fmt.Errorf("ConfigMap data %v", cm.Data)
 		}
-		if dep.Spec.Template.Annotations[microservice.AnnotationConfigHash] == hash {
+		if dep.Spec.Template.Annotations[microservicedeploy.AnnotationConfigHash] == hash {
 			return fmt.Errorf("pod template config hash unchanged")
 		}
 		return nil
@@ -501,9 +501,9 @@ func TestIdleReconcileWritesNothing(t *testing.T) {
 		{name, &appsv1alpha1.MicroServiceDeploy{}}, {name, &appsv1.Deployment{}}, {name, &corev1.Service{}},
 		{name, &corev1.ServiceAccount{}}, {name + "-config", &corev1.ConfigMap{}}, {name, &autoscalingv2.HorizontalPodAutoscaler{}},
 		{name, &networkingv1.NetworkPolicy{}}, {"ms-sample-v1", &corev1.Service{}}, {"ms-sample-v1", &networkingv1.Ingress{}},
-		{microservice.QuotaName, &corev1.ResourceQuota{}},
+		{microservicedeploy.QuotaName, &corev1.ResourceQuota{}},
 	}
-	managertest.ExpectIdle(t, suite.Cluster.Config, suite.Options, ns, microservice.Name, 30*time.Second, 10, func() string {
+	managertest.ExpectIdle(t, suite.Cluster.Config, suite.Options, ns, microservicedeploy.Name, 30*time.Second, 10, func() string {
 		out := ""
 		for _, o := range objects {
 			out += fmt.Sprintf("%T/%s=%s ", o.obj, o.name, get(t, ns, o.name, o.obj).GetResourceVersion())
@@ -537,7 +537,7 @@ func TestQuotaSumsEveryInstance(t *testing.T) {
 	hardIs := func(want map[corev1.ResourceName]string) func() error {
 		return func() error {
 			q := &corev1.ResourceQuota{}
-			if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: microservice.QuotaName}, q); err != nil {
+			if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: microservicedeploy.QuotaName}, q); err != nil {
 				return err
 			}
 			if len(q.Spec.Hard) != len(want) {
@@ -626,10 +626,10 @@ func TestQuotaCoversABurst(t *testing.T) {
 			return fmt.Errorf("%d Deployments", len(deps.Items))
 		}
 		q := &corev1.ResourceQuota{}
-		if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: microservice.QuotaName}, q); err != nil {
+		if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: microservicedeploy.QuotaName}, q); err != nil {
 			return err
 		}
-		if covers := strings.Split(q.Annotations[microservice.QuotaCoversAnnotation], ","); len(covers) != n {
+		if covers := strings.Split(q.Annotations[microservicedeploy.QuotaCoversAnnotation], ","); len(covers) != n {
 			return fmt.Errorf("quota covers %d instances: %v", len(covers), covers)
 		}
 		// A few owners, not one per instance: the object stays small.
@@ -670,14 +670,14 @@ func TestQuotaComesBackWhenItsOwnersGo(t *testing.T) {
 	}
 	quota := func() (*corev1.ResourceQuota, error) {
 		q := &corev1.ResourceQuota{}
-		return q, suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: microservice.QuotaName}, q)
+		return q, suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: microservicedeploy.QuotaName}, q)
 	}
 	eventually(t, "quota covers the four, owned by three", func() error {
 		q, err := quota()
 		if err != nil {
 			return err
 		}
-		if covers := strings.Split(q.Annotations[microservice.QuotaCoversAnnotation], ","); len(covers) != 4 || len(q.OwnerReferences) != 3 {
+		if covers := strings.Split(q.Annotations[microservicedeploy.QuotaCoversAnnotation], ","); len(covers) != 4 || len(q.OwnerReferences) != 3 {
 			return fmt.Errorf("covers %v, owners %v", covers, q.OwnerReferences)
 		}
 		return nil
@@ -702,9 +702,9 @@ func TestQuotaComesBackWhenItsOwnersGo(t *testing.T) {
 		if q.UID == gone.UID {
 			return fmt.Errorf("old quota still there")
 		}
-		if q.Annotations[microservice.QuotaCoversAnnotation] != microservice.QuotaKey(get(t, ns, all[3].Name, &appsv1alpha1.MicroServiceDeploy{})) ||
+		if q.Annotations[microservicedeploy.QuotaCoversAnnotation] != microservicedeploy.QuotaKey(get(t, ns, all[3].Name, &appsv1alpha1.MicroServiceDeploy{})) ||
 			len(q.OwnerReferences) != 1 || q.OwnerReferences[0].Name != all[3].Name {
-			return fmt.Errorf("covers %q, owners %v", q.Annotations[microservice.QuotaCoversAnnotation], q.OwnerReferences)
+			return fmt.Errorf("covers %q, owners %v", q.Annotations[microservicedeploy.QuotaCoversAnnotation], q.OwnerReferences)
 		}
 		if pods := q.Spec.Hard[corev1.ResourcePods]; pods.Value() != 3 { // 2 replicas + 1 surge
 			return fmt.Errorf("pods %s, want 3", pods.String())

@@ -1,4 +1,4 @@
-package microservice
+package microservicedeploy
 
 import (
 	"fmt"
@@ -31,7 +31,7 @@ const (
 // computeStatus derives the status from the observed Deployment (nil when
 // missing) and a blocking problem, starting from the stored status so that
 // condition transition times are kept when nothing changed.
-func computeStatus(m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment, blocked *apply.Blocked, cfg Config) appsv1alpha1.MicroServiceDeployStatus {
+func computeStatus(m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment, blocked *apply.BlockedError, cfg Config) appsv1alpha1.MicroServiceDeployStatus {
 	st := *m.Status.DeepCopy()
 	st.ObservedGeneration = m.Generation
 	st.URL = "http://" + Host(cfg, m.Spec.MsName, m.Spec.Path) + "/"
@@ -52,12 +52,17 @@ func computeStatus(m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment, b
 	}
 
 	idle := setIdle(&st, m)
-	avail := setAvailable(&st, m, dep, desired)
+	w := rollout.Workload{
+		Generation: m.Generation, Deployment: dep, Desired: desired, Blocked: blocked,
+		What: "version " + m.Spec.Version, Creating: "creating the instance's objects",
+		NoPods: metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonIdle, Message: "no pods are requested"},
+	}
+	avail := rollout.SetAvailable(&st.Conditions, w)
+	rollout.SetProgressing(&st.Conditions, w)
 	stuck := ""
 	if dep != nil {
 		stuck = rollout.Stuck(dep)
 	}
-	setProgressing(&st, m, dep, desired, done, stuck, blocked)
 
 	switch {
 	case blocked != nil || stuck != "":
@@ -95,50 +100,6 @@ func setIdle(st *appsv1alpha1.MicroServiceDeployStatus, m *appsv1alpha1.MicroSer
 	}
 	meta.SetStatusCondition(&st.Conditions, c)
 	return c.Status == metav1.ConditionTrue
-}
-
-// setAvailable sets Available: True when every wanted pod is ready.
-func setAvailable(st *appsv1alpha1.MicroServiceDeployStatus, m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment, desired int32) bool {
-	c := metav1.Condition{Type: appsv1alpha1.ConditionAvailable, ObservedGeneration: m.Generation}
-	switch {
-	case dep == nil:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonCreating, "the Deployment does not exist yet"
-	case desired == 0:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonIdle, "no pods are requested"
-	case st.ReadyReplicas >= desired:
-		c.Status, c.Reason = metav1.ConditionTrue, ReasonAllReplicasReady
-		c.Message = fmt.Sprintf("%d of %d pods are ready", st.ReadyReplicas, desired)
-	default:
-		c.Status, c.Reason = metav1.ConditionFalse, ReasonReplicasNotReady
-		c.Message = fmt.Sprintf("%d of %d pods are ready", st.ReadyReplicas, desired)
-	}
-	meta.SetStatusCondition(&st.Conditions, c)
-	return c.Status == metav1.ConditionTrue
-}
-
-// setProgressing sets Progressing: True while converging, False when done
-// or when something blocks it, with the reason.
-func setProgressing(st *appsv1alpha1.MicroServiceDeployStatus, m *appsv1alpha1.MicroServiceDeploy, dep *appsv1.Deployment,
-	desired int32, done bool, stuck string, blocked *apply.Blocked) {
-	c := metav1.Condition{Type: appsv1alpha1.ConditionProgressing, ObservedGeneration: m.Generation}
-	switch {
-	case blocked != nil:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, blocked.Reason, blocked.Message
-	case dep == nil:
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonCreating, "creating the instance's objects"
-	case stuck != "":
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonRolloutStuck, stuck
-	case done:
-		c.Status, c.Reason = metav1.ConditionFalse, ReasonRolloutComplete
-		c.Message = fmt.Sprintf("%d pods of version %s are up to date", desired, m.Spec.Version)
-	default:
-		// No pod counts here: they are in replicas and readyReplicas, and
-		// a message that changed with every pod would cost a status write
-		// per pod step of every rollout.
-		c.Status, c.Reason = metav1.ConditionTrue, ReasonRollingOut
-		c.Message = fmt.Sprintf("rolling out %d pods of version %s", desired, m.Spec.Version)
-	}
-	meta.SetStatusCondition(&st.Conditions, c)
 }
 
 // createdAt renders epoch milliseconds as RFC 3339, or "" when absent.

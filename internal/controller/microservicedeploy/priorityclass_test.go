@@ -1,4 +1,4 @@
-package microservice
+package microservicedeploy
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
 )
 
 // Concurrent reconciles that all find the priority class missing (as at
@@ -41,11 +43,7 @@ func TestConcurrentReconcilesWritePriorityClassOnce(t *testing.T) {
 	errs := make(chan error, reconciles)
 	run := func() {
 		defer wg.Done()
-		blocked, err := r.ensurePriorityClass(context.Background())
-		if blocked != nil {
-			t.Errorf("blocked: %+v", blocked)
-		}
-		errs <- err
+		errs <- r.ensurePriorityClass(context.Background(), &appsv1alpha1.MicroServiceDeploy{})
 	}
 	wg.Add(1)
 	go run()

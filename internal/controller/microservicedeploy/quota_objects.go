@@ -1,4 +1,4 @@
-package microservice
+package microservicedeploy
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package microservice
+package microservicedeploy
 
 import (
 	"reflect"
@@ -99,7 +99,7 @@ func TestComputeStatusPhase(t *testing.T) {
 		name    string
 		m       *appsv1alpha1.MicroServiceDeploy
 		dep     *appsv1.Deployment
-		blocked *apply.Blocked
+		blocked *apply.BlockedError
 		want    string
 	}{
 		{"nothing yet", msd(3, false, false, nil), nil, nil, appsv1alpha1.PhasePending},
@@ -107,7 +107,7 @@ func TestComputeStatusPhase(t *testing.T) {
 		{"all ready", msd(3, false, false, nil), ready(3), nil, appsv1alpha1.PhaseRunning},
 		{"idle", msd(3, false, true, nil), ready(0), nil, appsv1alpha1.PhaseIdle},
 		{"going idle", msd(3, false, true, nil), goingIdle, nil, appsv1alpha1.PhaseProgressing},
-		{"blocked", msd(3, false, false, nil), ready(3), &apply.Blocked{Reason: "NameConflict"}, appsv1alpha1.PhaseFailed},
+		{"blocked", msd(3, false, false, nil), ready(3), &apply.BlockedError{Reason: "NameConflict"}, appsv1alpha1.PhaseFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

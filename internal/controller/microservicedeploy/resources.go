@@ -1,4 +1,4 @@
-package microservice
+package microservicedeploy
 
 import (
 	"crypto/sha256"
@@ -45,39 +45,6 @@ const (
 	servicePort   = 80
 )
 
-// Config is the operator-wide configuration of the MicroServiceDeploy
-// controller.
-type Config struct {
-	// BaseDomain is the suffix of every microservice domain name:
-	// <path>.<msName>.<BaseDomain>.
-	BaseDomain string
-	// IngressClass is the class of the Ingresses made for routes; empty
-	// uses the cluster's default class.
-	IngressClass string
-	// AuthURL is the external authentication service that checks callers
-	// of microservices with needAuth (ingress-nginx's auth-url).
-	AuthURL string
-	// AuthSignin is where unauthenticated browsers are sent (optional).
-	AuthSignin string
-	// IngressNamespace is the namespace of the ingress controller (or of
-	// the Gateway's proxies): with needAuth, pods accept traffic only from
-	// there.
-	IngressNamespace string
-	// Gateway, when set, routes domain names with HTTPRoutes attached to
-	// this Gateway instead of Ingresses.
-	Gateway ObjectRef
-	// AuthService is the external authentication Service that HTTPRoutes
-	// of needAuth microservices call (ExternalAuth filter), and AuthPath the
-	// path prefix of its checks.
-	AuthService ObjectRef
-	AuthPath    string
-}
-
-// DefaultConfig is the configuration the manager starts with.
-func DefaultConfig() Config {
-	return Config{BaseDomain: "microservices.local", IngressNamespace: "ingress-nginx"}
-}
-
 func instanceLabels(m *appsv1alpha1.MicroServiceDeploy) map[string]string {
 	return map[string]string{
 		LabelInstance:                m.Name,
@@ -108,15 +75,6 @@ func ownerReference(m *appsv1alpha1.MicroServiceDeploy, controller bool) *metav1
 
 // ConfigMapName is the name of the instance's runtime configuration.
 func ConfigMapName(m *appsv1alpha1.MicroServiceDeploy) string { return m.Name + "-config" }
-
-// SharedName names the Service and route that all instances of one msName
-// and path share.
-func SharedName(msName, path string) string { return msName + "-" + path }
-
-// Host is the domain name of an msName and path.
-func Host(cfg Config, msName, path string) string {
-	return path + "." + msName + "." + cfg.BaseDomain
-}
 
 // port returns the port the microservice listens on.
 func port(m *appsv1alpha1.MicroServiceDeploy) int32 {
@@ -312,85 +270,4 @@ func NetworkPolicy(m *appsv1alpha1.MicroServiceDeploy, cfg Config) *networkingv1
 						WithMatchLabels(map[string]string{corev1.LabelMetadataName: cfg.IngressNamespace}))).
 				WithPorts(networkingv1ac.NetworkPolicyPort().
 					WithProtocol(corev1.ProtocolTCP).WithPort(intstr.FromString(portName)))))
-}
-
-// Path is what the instances of one msName and path share: the Service
-// that selects all their pods and the route of their domain name.
-type Path struct {
-	Namespace, MsName, Path string
-	// Instances are the live instances of this msName and path, sorted by
-	// name. They own the shared objects together: when the last one is
-	// deleted, the garbage collector deletes the shared objects.
-	Instances []*appsv1alpha1.MicroServiceDeploy
-}
-
-// NeedAuth reports whether any instance of the path needs authentication:
-// one route serves them all, so the strictest setting wins.
-func (p Path) NeedAuth() bool {
-	for _, m := range p.Instances {
-		if m.Spec.NeedAuth {
-			return true
-		}
-	}
-	return false
-}
-
-func (p Path) labels() map[string]string {
-	return map[string]string{
-		LabelMicroService:        p.MsName,
-		LabelPath:                p.Path,
-		apply.LabelManagedBy:     apply.ManagedByValue,
-		"app.kubernetes.io/name": p.MsName,
-	}
-}
-
-func (p Path) owners() []*metav1ac.OwnerReferenceApplyConfiguration {
-	refs := make([]*metav1ac.OwnerReferenceApplyConfiguration, 0, len(p.Instances))
-	for _, m := range p.Instances {
-		refs = append(refs, ownerReference(m, false))
-	}
-	return refs
-}
-
-// SharedService builds the Service that selects the pods of every instance
-// of the path.
-func SharedService(p Path) *corev1ac.ServiceApplyConfiguration {
-	return corev1ac.Service(SharedName(p.MsName, p.Path), p.Namespace).
-		WithLabels(p.labels()).
-		WithOwnerReferences(p.owners()...).
-		WithSpec(corev1ac.ServiceSpec().
-			WithType(corev1.ServiceTypeClusterIP).
-			WithSelector(map[string]string{LabelMicroService: p.MsName, LabelPath: p.Path}).
-			WithPorts(corev1ac.ServicePort().WithName(portName).WithPort(servicePort).
-				WithTargetPort(intstr.FromString(portName)).WithProtocol(corev1.ProtocolTCP)))
-}
-
-// Ingress routes the path's domain name to the shared Service. With
-// needAuth it carries the external authentication settings.
-func Ingress(p Path, cfg Config) *networkingv1ac.IngressApplyConfiguration {
-	ing := networkingv1ac.Ingress(SharedName(p.MsName, p.Path), p.Namespace).
-		WithLabels(p.labels()).
-		WithOwnerReferences(p.owners()...)
-	if p.NeedAuth() && cfg.AuthURL != "" {
-		annotations := map[string]string{"nginx.ingress.kubernetes.io/auth-url": cfg.AuthURL}
-		if cfg.AuthSignin != "" {
-			annotations["nginx.ingress.kubernetes.io/auth-signin"] = cfg.AuthSignin
-		}
-		ing.WithAnnotations(annotations)
-	}
-	spec := networkingv1ac.IngressSpec().
-		WithRules(networkingv1ac.IngressRule().
-			WithHost(Host(cfg, p.MsName, p.Path)).
-			WithHTTP(networkingv1ac.HTTPIngressRuleValue().
-				WithPaths(networkingv1ac.HTTPIngressPath().
-					WithPath("/").
-					WithPathType(networkingv1.PathTypePrefix).
-					WithBackend(networkingv1ac.IngressBackend().
-						WithService(networkingv1ac.IngressServiceBackend().
-							WithName(SharedName(p.MsName, p.Path)).
-							WithPort(networkingv1ac.ServiceBackendPort().WithName(portName)))))))
-	if cfg.IngressClass != "" {
-		spec.WithIngressClassName(cfg.IngressClass)
-	}
-	return ing.WithSpec(spec)
 }
