@@ -17,7 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"opsmith.io/opsmith/test/testbed"
+	"opsmith.io/opsmith/test/hostproc"
 )
 
 // localCluster runs etcd members as local processes with the same steps the
@@ -25,10 +25,13 @@ import (
 // a directory holding the member's data and the metadata the controller
 // keeps in PersistentVolumeClaim annotations, its "pod" is an etcd process.
 // Like the kubelet, the harness restarts a member process that exited while
-// its volume exists.
+// its volume exists. The processes run in a hostproc.Group, which keeps
+// their logs, prints them when the test fails and stops every member when
+// the test ends.
 type localCluster struct {
 	t       *testing.T
 	dir     string
+	group   *hostproc.Group
 	bins    map[string]string // etcd version -> binary
 	version string            // the version new and restarted members run
 	naming  Naming
@@ -44,7 +47,7 @@ type localCluster struct {
 }
 
 type localPod struct {
-	proc    *testbed.Process
+	proc    *hostproc.Proc
 	version string
 }
 
@@ -55,8 +58,8 @@ type volumeMeta struct {
 }
 
 func etcdBinaries(t *testing.T) map[string]string {
-	bins := map[string]string{"3.6.16": filepath.Join(testbed.RepoRoot(), "bin", "etcd")}
-	for _, p := range []string{os.Getenv("OPSMITH_ETCD35"), filepath.Join(testbed.RepoRoot(), "bin", "etcd-v3.5.35", "etcd")} {
+	bins := map[string]string{"3.6.16": filepath.Join(hostproc.RepoRoot(), "bin", "etcd")}
+	for _, p := range []string{os.Getenv("OPSMITH_ETCD35"), filepath.Join(hostproc.RepoRoot(), "bin", "etcd-v3.5.35", "etcd")} {
 		if p == "" {
 			continue
 		}
@@ -80,34 +83,14 @@ func newLocalCluster(t *testing.T, version string) *localCluster {
 	if bins[version] == "" {
 		t.Fatalf("no etcd %s binary (make images builds bin/etcd-v3.5.35/etcd, and make test does; or set OPSMITH_ETCD35)", version)
 	}
-	l := &localCluster{t: t, dir: t.TempDir(), bins: bins, version: version,
+	// The group stops the members (and prints their logs on failure) in a
+	// cleanup that runs before the data directories are removed.
+	l := &localCluster{t: t, group: hostproc.NewGroup(t), dir: t.TempDir(), bins: bins, version: version,
 		ports: map[string][2]int{}, procs: map[string]*localPod{}}
 	l.naming = Naming{Prefix: "m", PeerURL: func(name string) string {
 		return "http://127.0.0.1:" + strconv.Itoa(l.port(name)[1])
 	}}
-	t.Cleanup(func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		for _, p := range l.procs {
-			p.proc.Stop(5 * time.Second)
-		}
-		if t.Failed() {
-			l.dumpLogs()
-		}
-	})
 	return l
-}
-
-func (l *localCluster) dumpLogs() {
-	logs, _ := filepath.Glob(filepath.Join(l.dir, "*.log"))
-	for _, f := range logs {
-		b, _ := os.ReadFile(f)
-		lines := strings.Split(string(b), "\n")
-		if len(lines) > 15 {
-			lines = lines[len(lines)-15:]
-		}
-		l.t.Logf("--- %s\n%s", filepath.Base(f), strings.Join(lines, "\n"))
-	}
 }
 
 func (l *localCluster) port(name string) [2]int {
@@ -116,7 +99,7 @@ func (l *localCluster) port(name string) [2]int {
 	if p, ok := l.ports[name]; ok {
 		return p
 	}
-	ps, err := testbed.FreePorts(2)
+	ps, err := hostproc.FreePorts(2)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -229,16 +212,13 @@ func (l *localCluster) startMember(name, version string) {
 	if meta.NewCluster {
 		state = "new"
 	}
-	args := []string{
-		"--name", name,
-		"--data-dir", filepath.Join(l.volumeDir(name), "data"),
-		"--listen-client-urls", l.clientURL(name), "--advertise-client-urls", l.clientURL(name),
-		"--listen-peer-urls", l.naming.PeerURL(name), "--initial-advertise-peer-urls", l.naming.PeerURL(name),
-		"--initial-cluster", meta.InitialCluster, "--initial-cluster-state", state,
-		"--initial-cluster-token", "local", "--listen-metrics-urls", "http://127.0.0.1:0",
-		"--heartbeat-interval", "50", "--election-timeout", "500",
-	}
-	proc, err := testbed.StartProcess("etcd "+name, l.bins[version], args, filepath.Join(l.dir, name+".log"))
+	proc, err := hostproc.StartEtcd(l.group, l.bins[version], hostproc.EtcdMember{
+		Name:      name,
+		DataDir:   filepath.Join(l.volumeDir(name), "data"),
+		ClientURL: l.clientURL(name), PeerURL: l.naming.PeerURL(name),
+		InitialCluster: meta.InitialCluster, InitialClusterState: state, InitialClusterToken: "local",
+		Args: []string{"--listen-metrics-urls", "http://127.0.0.1:0", "--heartbeat-interval", "50", "--election-timeout", "500"},
+	})
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -293,7 +273,7 @@ func (l *localCluster) do(ctx context.Context, a Action, o Observed, c *Client) 
 			l.t.Fatal(err)
 		}
 	default:
-		if _, _, err := c.Execute(ctx, a, o.Members, l.naming); err != nil {
+		if err := c.Execute(ctx, a, o.Members, l.naming); err != nil {
 			if errors.Is(err, ErrLearnerNotReady) {
 				return false
 			}

@@ -3,16 +3,11 @@
 package e2enode
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,74 +15,21 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
+	"opsmith.io/opsmith/test/operator"
 	"opsmith.io/opsmith/test/testbed"
 )
 
 // The etcd members run as user 65532 (restricted Pod Security) and rely on
-// fsGroup to write their volume. The testbed's default StorageClass
-// provisions hostPath volumes, which the kubelet never chowns for fsGroup
-// (root-owned 0750 directories: etcd cannot write them). This test
-// therefore gives the members "local" PersistentVolumes, whose ownership
-// the kubelet does manage, through a StorageClass of its own.
-const etcdStorageClass = "etcd-e2e-local"
-
-// localVolumes creates n local PersistentVolumes on the node in a
-// StorageClass that binds on first use, and removes them and their
-// directories when the test ends.
-func localVolumes(t *testing.T, n int) {
-	t.Helper()
-	ctx := context.Background()
-	sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: etcdStorageClass},
-		Provisioner:       "kubernetes.io/no-provisioner",
-		VolumeBindingMode: ptr.To(storagev1.VolumeBindingWaitForFirstConsumer)}
-	if err := k8s.Create(ctx, sc); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "etcd-e2e-volumes-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pvs []*corev1.PersistentVolume
-	for i := range n {
-		path := filepath.Join(dir, strconv.Itoa(i))
-		if err := os.Mkdir(path, 0o750); err != nil {
-			t.Fatal(err)
-		}
-		pv := &corev1.PersistentVolume{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("etcd-e2e-%d", i)},
-			Spec: corev1.PersistentVolumeSpec{
-				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
-				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
-				StorageClassName:              etcdStorageClass,
-				PersistentVolumeSource:        corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: path}},
-				NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
-					MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname",
-						Operator: corev1.NodeSelectorOpIn, Values: []string{testbed.NodeName}}}}}}},
-			},
-		}
-		if err := k8s.Create(ctx, pv); err != nil {
-			t.Fatal(err)
-		}
-		pvs = append(pvs, pv)
-	}
-	t.Cleanup(func() {
-		for _, pv := range pvs {
-			_ = k8s.Delete(context.Background(), pv)
-		}
-		_ = k8s.Delete(context.Background(), sc)
-		_ = os.RemoveAll(dir)
-	})
-}
+// fsGroup to write their volumes: the sample names no StorageClass, so they
+// get the node's default one, whose local volumes start root-owned (0755)
+// and are writable only through the fsGroup the kubelet applies, as on a
+// cloud provider's block volumes.
 
 // etcdView is the cluster as the test sees it from outside the operator.
 type etcdView struct {
@@ -262,120 +204,6 @@ func memberID(v etcdView, name string) uint64 {
 	return 0
 }
 
-// killManager sends SIGKILL to the opsmith manager process in its container
-// (the test runs on the node, as root); the kubelet restarts it.
-func killManager(t *testing.T) {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	killed := 0
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if args := bytes.Split(cmdline, []byte{0}); string(args[0]) == "/manager" {
-			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-				t.Fatalf("killing the manager (pid %d): %v", pid, err)
-			}
-			killed++
-		}
-	}
-	if killed == 0 {
-		t.Fatal("no manager process found on the node")
-	}
-	t.Logf("SIGKILL sent to %d manager process(es)", killed)
-}
-
-// ackWriter commits sequential keys through the client Service and records
-// every acknowledged one.
-type ackWriter struct {
-	e     *etcdE2E
-	stop  chan struct{}
-	done  chan struct{}
-	mu    sync.Mutex
-	acked []string
-	fails int
-}
-
-func (e *etcdE2E) startWriter() *ackWriter {
-	w := &ackWriter{e: e, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		var c *clientv3.Client
-		defer func() {
-			if c != nil {
-				_ = c.Close()
-			}
-		}()
-		for i := 0; ; i++ {
-			select {
-			case <-w.stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			if c == nil {
-				var err error
-				if c, err = e.client(); err != nil {
-					w.fails++
-					continue
-				}
-			}
-			key := fmt.Sprintf("/e2e/writer/%07d", i)
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			_, err := c.Put(ctx, key, key)
-			cancel()
-			w.mu.Lock()
-			if err == nil {
-				w.acked = append(w.acked, key)
-			} else {
-				w.fails++
-				_ = c.Close()
-				c = nil
-			}
-			w.mu.Unlock()
-		}
-	}()
-	return w
-}
-
-func (w *ackWriter) finish(t *testing.T) {
-	t.Helper()
-	close(w.stop)
-	<-w.done
-	c, err := w.e.client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = c.Close() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := c.Get(ctx, "/e2e/writer/", clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	have := map[string]bool{}
-	for _, kv := range resp.Kvs {
-		have[string(kv.Key)] = true
-	}
-	var missing []string
-	for _, k := range w.acked {
-		if !have[k] {
-			missing = append(missing, k)
-		}
-	}
-	t.Logf("writer: %d writes acknowledged, %d failed, %d acknowledged missing", len(w.acked), w.fails, len(missing))
-	if len(missing) > 0 || len(w.acked) == 0 {
-		t.Errorf("acknowledged writes lost: %d of %d (first: %v)", len(missing), len(w.acked), missing[:min(5, len(missing))])
-	}
-}
-
 // TestEtcdClusterLifecycle runs the seed's EtcdCluster on the real node in
 // a namespace that enforces the restricted Pod Security Standard, and,
 // while a writer commits sequential keys through the client Service:
@@ -395,10 +223,8 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 	if err := k8s.Update(ctx, nsObj); err != nil {
 		t.Fatal(err)
 	}
-	localVolumes(t, 14)
 
 	u := testbed.Sample(t, "etcd_v1alpha1_etcdcluster.yaml", ns)
-	unstructuredSet(u.Object, etcdStorageClass, "spec", "storage", "storageClassName")
 	start := time.Now()
 	if err := k8s.Create(ctx, u); err != nil {
 		t.Fatal(err)
@@ -411,6 +237,15 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 	e.endpoint = "http://" + svc.Spec.ClusterIP + ":2379"
 	e.waitConverged("seed cluster of 3 on 3.5.35", 3, "3.5.35", 4*time.Minute)
 	t.Logf("seed sample to 3 healthy members: %s", time.Since(start).Round(100*time.Millisecond))
+	pvcs, err := cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: "etcd.opsmith.io/cluster=" + e.name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pvcs.Items {
+		if p.Spec.StorageClassName == nil || *p.Spec.StorageClassName != testbed.DefaultStorageClass {
+			t.Errorf("volume %s has class %v, want the default %s", p.Name, p.Spec.StorageClassName, testbed.DefaultStorageClass)
+		}
+	}
 
 	// Write and read through the client Service.
 	c, err := e.client()
@@ -492,7 +327,7 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 		}
 		return nil
 	})
-	killManager(t)
+	operator.KillManager(t)
 	e.waitConverged("scale 3 -> 4 across an operator kill", 4, "3.5.35", 4*time.Minute)
 	e.patchSpec(`{"size":3}`)
 	e.waitConverged("scale 4 -> 3", 3, "3.5.35", 3*time.Minute)
@@ -511,7 +346,7 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 		}
 		return fmt.Errorf("%s", v)
 	})
-	killManager(t)
+	operator.KillManager(t)
 	e.waitConverged("upgrade 3.5.35 -> 3.6.16 across an operator kill", 3, "3.6.16", 5*time.Minute)
 	w.finish(t)
 
@@ -552,21 +387,8 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 		}
 		return nil
 	})
-	pvcs, err := cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: "etcd.opsmith.io/cluster=" + e.name})
+	pvcs, err = cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: "etcd.opsmith.io/cluster=" + e.name})
 	if err != nil || len(pvcs.Items) != 3 {
 		t.Errorf("after deleting the EtcdCluster %d volumes are left (%v), want its 3 kept", len(pvcs.Items), err)
 	}
-}
-
-func unstructuredSet(obj map[string]any, value any, fields ...string) {
-	m := obj
-	for _, f := range fields[:len(fields)-1] {
-		next, ok := m[f].(map[string]any)
-		if !ok {
-			next = map[string]any{}
-			m[f] = next
-		}
-		m = next
-	}
-	m[fields[len(fields)-1]] = value
 }

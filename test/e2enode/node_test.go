@@ -119,60 +119,29 @@ echo "service: $(cat /data/by-service)"
 		}
 	}
 
-	// The claim is bound to a host-path volume on the node, which holds
-	// the files; a second pod reads them back.
-	bound, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pv, err := cs.CoreV1().PersistentVolumes().Get(ctx, bound.Spec.VolumeName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("volume of the claim: %v", err)
-	}
-	if pv.Spec.HostPath == nil || pv.Spec.StorageClassName != testbed.DefaultStorageClass {
-		t.Fatalf("volume %s is not a host-path volume of class %s: %+v", pv.Name, testbed.DefaultStorageClass, pv.Spec)
-	}
-	data, err := os.ReadFile(filepath.Join(pv.Spec.HostPath.Path, "by-pod-name"))
+	// The claim is bound to a local volume on the node, which holds the
+	// files; a second pod reads them back.
+	pv := boundVolume(t, ctx, ns, "data")
+	data, err := os.ReadFile(filepath.Join(pv.Spec.Local.Path, "by-pod-name"))
 	if err != nil || !strings.Contains(string(data), "web-0") {
-		t.Fatalf("file on the node's volume %s: %q, %v", pv.Spec.HostPath.Path, data, err)
+		t.Fatalf("file on the node's volume %s: %q, %v", pv.Spec.Local.Path, data, err)
 	}
 	runToCompletion(t, ctx, ns, "reader", `grep -q web-0 /data/by-pod-name && grep -q web-0 /data/by-service`, true)
 }
 
-// runToCompletion runs a busybox pod with script (and the claim "data" at
-// /data when withVolume) and waits until it succeeds.
+// runToCompletion runs a busybox pod as root with script (and the claim
+// "data" at /data when withVolume) and waits until it succeeds.
 func runToCompletion(t *testing.T, ctx context.Context, ns, name, script string, withVolume bool) {
 	t.Helper()
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever,
-			Containers: []corev1.Container{{
-				Name: "sh", Image: busyboxImage, Command: []string{"sh", "-c", script},
-				SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To[int64](0)},
-			}},
-		},
-	}
+	claim := ""
 	if withVolume {
-		pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
-		pod.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
-			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
+		claim = "data"
 	}
+	pod := busyboxPod(ns, name, script, claim, &corev1.SecurityContext{RunAsUser: ptr.To[int64](0)}, nil)
 	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	testbed.Eventually(t, 2*time.Minute, "pod "+name+" to succeed", func() error {
-		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		switch p.Status.Phase {
-		case corev1.PodSucceeded:
-			return nil
-		case corev1.PodFailed:
-			out, _ := operator.Kubectl(cluster, "-n", ns, "logs", name)
-			t.Fatalf("pod %s failed:\n%s", name, out)
-		}
-		return fmt.Errorf("pod %s is %s", name, p.Status.Phase)
-	})
+	if phase, out := waitPodDone(t, ctx, ns, name); phase != corev1.PodSucceeded {
+		t.Fatalf("pod %s failed:\n%s", name, out)
+	}
 }

@@ -2,7 +2,7 @@
 // tests and for `make run`, from binaries the project builds itself into
 // bin/ (see hack/tools and the Makefile's testbed target).
 //
-// Two modes:
+// Three modes:
 //
 //   - APIServer: etcd and kube-apiserver. Enough for controller tests: the
 //     real API server validates, defaults, runs CEL rules and serves watches.
@@ -12,6 +12,11 @@
 //     kwok, which runs simulated nodes. Deployments roll out, ReplicaSets
 //     create pods, the scheduler binds them to kwok nodes and kwok reports
 //     them Running and Ready, garbage collection and quotas work.
+//   - RealNode: kube-controller-manager, kube-scheduler and one real node
+//     (containerd, runc, a CNI bridge, a kubelet, kube-proxy and CoreDNS) on
+//     this machine; Linux and root only. Its default StorageClass hands out
+//     local volumes, provisioned by the testbed itself (volumes.go), that a
+//     non-root pod with fsGroup can write.
 //
 // Every process listens on 127.0.0.1 on ports chosen free at start, so
 // several clusters (and whatever else runs on the machine) coexist. Stop

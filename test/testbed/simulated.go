@@ -57,9 +57,8 @@ func (c *Cluster) startControllers(_ context.Context) error {
 		kcmArgs = append(kcmArgs,
 			// Each controller with its own ServiceAccount, as in production.
 			"--use-service-account-credentials",
-			// PersistentVolumeClaims of the default StorageClass get
-			// host-path volumes on the node.
-			"--enable-hostpath-provisioner",
+			// No --enable-hostpath-provisioner: the default StorageClass's
+			// volumes come from the testbed's own provisioner (volumes.go).
 		)
 	}
 	if err := c.start("kube-controller-manager", "kube-controller-manager", kcmArgs...); err != nil {
