@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -66,6 +67,9 @@ type Options struct {
 	StatusProgressDelay time.Duration
 	// MicroService configures the MicroServiceDeploy controller.
 	MicroService microservicedeploy.Config
+	// Logger is the manager's and its controllers' logger; the zero value
+	// uses controller-runtime's global logger (ctrl.SetLogger).
+	Logger logr.Logger
 	// AllowDuplicateControllers lets several managers run in one process
 	// (tests do); controller-runtime otherwise refuses a second controller
 	// of the same name because their metrics would mix.
@@ -176,6 +180,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        Scheme(),
+		Logger:                        o.Logger,
 		Cache:                         cacheOpts,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.ProbeAddr,
