@@ -39,21 +39,6 @@ func knownPeers(ctx context.Context, c *redis.Client) (int, string, error) {
 	return n, out, nil
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestRedisClusterNodeKeepsIdentityAcrossKill starts three real
 // redis-servers in cluster mode on free loopback ports, each with its own
 // nodes.conf in its data directory, and has them meet. One is killed with
@@ -97,7 +82,7 @@ func TestRedisClusterNodeKeepsIdentityAcrossKill(t *testing.T) {
 		}
 	}
 	for i, c := range clients {
-		eventually(t, 30*time.Second, fmt.Sprintf("redis-%d to see both peers", i), func() error {
+		hostproc.Eventually(t, 30*time.Second, fmt.Sprintf("redis-%d to see both peers", i), func() error {
 			n, out, err := knownPeers(ctx, c)
 			if err == nil && n != 2 {
 				err = fmt.Errorf("%d peers connected:\n%s", n, out)
@@ -130,7 +115,7 @@ func TestRedisClusterNodeKeepsIdentityAcrossKill(t *testing.T) {
 	if after, err := vc.ClusterMyID(ctx).Result(); err != nil || after != id {
 		t.Fatalf("CLUSTER MYID after restart on the same data directory: %q (%v), want %q", after, err, id)
 	}
-	eventually(t, 30*time.Second, "the restarted node to reconnect to both peers", func() error {
+	hostproc.Eventually(t, 30*time.Second, "the restarted node to reconnect to both peers", func() error {
 		n, out, err := knownPeers(ctx, vc)
 		if err == nil && n != 2 {
 			err = fmt.Errorf("%d peers connected:\n%s", n, out)

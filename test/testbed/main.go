@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"opsmith.io/opsmith/test/hostproc"
 )
 
 // RunMain is the body of a TestMain that shares one cluster among all tests
@@ -108,15 +110,5 @@ func Namespace(t testing.TB, c client.Client) string {
 // last error when timeout passes.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	hostproc.Eventually(t, timeout, what, cond)
 }

@@ -3,7 +3,6 @@ package testbed
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"opsmith.io/opsmith/test/hostproc"
 )
 
 // Process is a program started by the testbed: a cluster component, or an
@@ -109,26 +110,7 @@ func (p *Process) Kill() {
 
 // FreePorts returns n distinct TCP ports on 127.0.0.1 that nothing listens
 // on now.
-func FreePorts(n int) ([]int, error) {
-	// Hold every listener until all are chosen so that no port is returned
-	// twice.
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+func FreePorts(n int) ([]int, error) { return hostproc.FreePorts(n) }
 
 func itoa(i int) string { return strconv.Itoa(i) }
 

@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"opsmith.io/opsmith/test/hostproc"
 )
 
 // Mode selects which components a cluster runs.
@@ -488,30 +490,11 @@ func (c *Cluster) Components() map[string]int {
 
 // RepoRoot returns the root of the opsmith repository, found by walking up
 // from the working directory.
-func RepoRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "."
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if data, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil &&
-			strings.HasPrefix(string(data), "module opsmith.io/opsmith\n") {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
-}
+func RepoRoot() string { return hostproc.RepoRoot() }
 
 // BinDir is where the testbed binaries are: $OPSMITH_BIN_DIR, or bin/ in the
 // repository.
-func BinDir() string {
-	if d := os.Getenv("OPSMITH_BIN_DIR"); d != "" {
-		return d
-	}
-	return filepath.Join(RepoRoot(), "bin")
-}
+func BinDir() string { return hostproc.BinDir() }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
