@@ -68,7 +68,11 @@ verify: $(CONTROLLER_GEN) ## Fail if generated files are stale or code is not go
 ##@ Testing
 
 .PHONY: test
-test: testbed images verify vet build ## Unit, controller (real kube-apiserver), end-to-end (simulated cluster) and real-node tests.
+# Everything the tests need is built first, two jobs at a time: on a cold
+# machine one build's module downloads and apt's package downloads overlap
+# another's compiling.
+test: ## Unit, controller (real kube-apiserver), end-to-end (simulated cluster) and real-node tests.
+	$(MAKE) -j2 --output-sync=target testbed-node verify vet build
 	go test ./... -count=1 -timeout 40m $(TEST_FLAGS)
 	$(MAKE) test-e2e
 
@@ -103,7 +107,7 @@ run: testbed manifests build ## Start a local simulated cluster, install the CRD
 testbed: $(KUBE_BINS) $(BIN)/etcd $(BIN)/kwok $(BIN)/kwok-stages/.done ## Build the testbed components that are missing or outdated.
 
 .PHONY: testbed-node
-testbed-node: testbed $(BIN)/coredns images ## Also what the real node needs: kubelet, kube-proxy, CoreDNS, local images, Debian packages.
+testbed-node: testbed $(BIN)/coredns $(BIN)/kube-network-policies images ## Also what the real node needs: kubelet, kube-proxy, CoreDNS, the NetworkPolicy agent, local images, Debian packages.
 	hack/install-node-deps.sh
 
 # One go build for all six: they share most of their packages. Rebuilt when
@@ -121,6 +125,13 @@ $(KUBE_BINS) &: hack/tools/kube/go.mod hack/tools/kube/go.sum
 $(BIN)/coredns: hack/tools/coredns/go.mod hack/tools/coredns/go.sum hack/tools/coredns/main.go
 	@mkdir -p $(BIN)
 	cd hack/tools/coredns && CGO_ENABLED=0 go build -ldflags "-s -w" -o $(BIN)/coredns .
+
+# The NetworkPolicy agent (sigs.k8s.io/kube-network-policies) as a host
+# process; hack/tools/kube-network-policies/main.go says how it diverts.
+$(BIN)/kube-network-policies: hack/tools/kube-network-policies/go.mod hack/tools/kube-network-policies/go.sum \
+		hack/tools/kube-network-policies/main.go
+	@mkdir -p $(BIN)
+	cd hack/tools/kube-network-policies && CGO_ENABLED=0 go build -ldflags "-s -w" -o $(BIN)/kube-network-policies .
 
 $(BIN)/etcd: hack/tools/etcd/go.mod hack/tools/etcd/go.sum hack/tools/etcd/main.go
 	@mkdir -p $(BIN)

@@ -3,6 +3,7 @@ package microservicedeploy_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,7 +53,8 @@ func (b *syncBuffer) String() string {
 func TestConfigSecretStaysSecret(t *testing.T) {
 	ctx := context.Background()
 	ns := testbed.Namespace(t, suite.Client)
-	const password, token = "pw-7f3a9c1e5b", "tok-2d8e6b0a4f"
+	// Random-looking values that appear nowhere else, generated per run.
+	password, token := "pw-"+rand.Text(), "tok-"+rand.Text()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ms-secrets"},
 		StringData: map[string]string{"DB_PASSWORD": password, "API_TOKEN": token}}
 	if err := suite.Client.Create(ctx, secret); err != nil {
