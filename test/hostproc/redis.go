@@ -26,6 +26,10 @@ type RedisOptions struct {
 	// taken).
 	Cluster     bool
 	ClusterPort int
+	// Password, when set, is the server's requirepass and masterauth (a
+	// replica authenticates to its master with it); WaitPing and Restart
+	// authenticate with it.
+	Password string
 	// Args are further configuration as command-line options, for example
 	// "--appendonly", "yes".
 	Args []string
@@ -40,6 +44,12 @@ type RedisServer struct {
 	Port, ClusterPort int
 	// Dir is its data directory.
 	Dir string
+	// Password is its requirepass ("" for none).
+	Password string
+
+	group *Group
+	bin   Binary
+	opts  RedisOptions
 }
 
 // StartRedis starts a redis-server with bin (see FindRedisServer) and
@@ -54,6 +64,12 @@ func StartRedis(g *Group, bin Binary, o RedisOptions) (*RedisServer, error) {
 	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
 		return nil, err
 	}
+	s := &RedisServer{group: g, bin: bin}
+	return s, s.start(o)
+}
+
+// start runs the server with o, choosing the free ports o leaves open.
+func (s *RedisServer) start(o RedisOptions) error {
 	need := 0
 	if o.Port == 0 {
 		need++
@@ -63,7 +79,7 @@ func StartRedis(g *Group, bin Binary, o RedisOptions) (*RedisServer, error) {
 	}
 	ports, err := FreePorts(need)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if o.Port == 0 {
 		o.Port, ports = ports[0], ports[1:]
@@ -78,20 +94,25 @@ func StartRedis(g *Group, bin Binary, o RedisOptions) (*RedisServer, error) {
 	} else {
 		o.ClusterPort = 0
 	}
-	spec := bin.Spec(o.Name, append(args, o.Args...)...)
-	spec.Dir = o.Dir
-	p, err := g.Start(spec)
-	if err != nil {
-		return nil, err
+	if o.Password != "" {
+		args = append(args, "--requirepass", o.Password, "--masterauth", o.Password)
 	}
-	s := &RedisServer{Proc: p, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port)),
-		Port: o.Port, ClusterPort: o.ClusterPort, Dir: o.Dir}
-	return s, s.WaitPing(30 * time.Second)
+	spec := s.bin.Spec(o.Name, append(args, o.Args...)...)
+	spec.Dir = o.Dir
+	p, err := s.group.Start(spec)
+	if err != nil {
+		return err
+	}
+	s.Proc, s.opts = p, o
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port))
+	s.Port, s.ClusterPort, s.Dir, s.Password = o.Port, o.ClusterPort, o.Dir, o.Password
+	return s.WaitPing(30 * time.Second)
 }
 
-// WaitPing waits until the server answers PING with PONG.
+// WaitPing waits until the server answers PING with PONG (after AUTH
+// with its password, if it has one).
 func (s *RedisServer) WaitPing(timeout time.Duration) error {
-	return s.WaitReady(timeout, func() error { return RedisPing(s.Addr) })
+	return s.WaitReady(timeout, func() error { return RedisPingAuth(s.Addr, s.Password) })
 }
 
 // Restart stops the server if it runs (SIGTERM, then SIGKILL after grace),
@@ -104,19 +125,48 @@ func (s *RedisServer) Restart(grace time.Duration) error {
 	return s.WaitPing(30 * time.Second)
 }
 
+// RestartOn stops the server if it runs (see Restart) and starts it again
+// with the same name, data directory and configuration, but listening on
+// port and clusterPort (0: a free port, which may happen to be the old
+// one), as a pod that comes back with a new IP address. Addr, Port and
+// ClusterPort change accordingly.
+func (s *RedisServer) RestartOn(grace time.Duration, port, clusterPort int) error {
+	s.Stop(grace)
+	o := s.opts
+	o.Port, o.ClusterPort = port, clusterPort
+	return s.start(o)
+}
+
 // RedisPing sends PING to the server at addr and checks that it answers
 // +PONG (and not something else that happens to listen there).
-func RedisPing(addr string) error {
+func RedisPing(addr string) error { return RedisPingAuth(addr, "") }
+
+// RedisPingAuth is RedisPing after AUTH with password ("" for none).
+func RedisPingAuth(addr, password string) error {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = conn.Close() }()
 	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	r := bufio.NewReader(conn)
+	if password != "" {
+		auth := fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password)
+		if _, err := conn.Write([]byte(auth)); err != nil {
+			return err
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("AUTH %s: %w", addr, err)
+		}
+		if line != "+OK\r\n" {
+			return fmt.Errorf("AUTH %s answered %q", addr, line)
+		}
+	}
 	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("PING %s: %w", addr, err)
 	}

@@ -128,3 +128,65 @@ func TestRedisClusterNodeKeepsIdentityAcrossKill(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisPasswordAndRestartOnNewPort starts a redis-server with a
+// password and an append-only file, writes a key, and restarts it on new
+// ports with the same data directory, as a pod that comes back with a new
+// IP: the password is still required, the key is still there, and a
+// cluster node keeps its ID.
+func TestRedisPasswordAndRestartOnNewPort(t *testing.T) {
+	bin := hostproc.RequireRedisServer(t)
+	ctx := context.Background()
+	g := hostproc.NewGroup(t)
+	s, err := hostproc.StartRedis(g, bin, hostproc.RedisOptions{Name: "redis-auth", Dir: t.TempDir(), Cluster: true,
+		Password: "s3cret", Args: []string{"--appendonly", "yes", "--appendfsync", "always"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hostproc.RedisPing(s.Addr); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("PING without AUTH: %v, want NOAUTH", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.Password, MaxRetries: -1, DisableIdentity: true})
+	id, err := c.ClusterMyID(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A single node serving every slot, so that it takes writes.
+	if err := c.ClusterAddSlotsRange(ctx, 0, 16383).Err(); err != nil {
+		t.Fatal(err)
+	}
+	hostproc.Eventually(t, 10*time.Second, "the key to be written", func() error { return c.Set(ctx, "k", "v", 0).Err() })
+	_ = c.Close()
+
+	oldPort, oldBus := s.Port, s.ClusterPort
+	ports, err := hostproc.FreePorts(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fresh []int
+	for _, p := range ports {
+		if p != oldPort && p != oldBus {
+			fresh = append(fresh, p)
+		}
+	}
+	s.Kill()
+	if err := s.RestartOn(time.Second, fresh[0], fresh[1]); err != nil {
+		t.Fatal(err)
+	}
+	if s.Port != fresh[0] || s.ClusterPort != fresh[1] || s.Starts() != 1 {
+		t.Fatalf("restarted on %d@%d (%d starts of the new process), want %d@%d", s.Port, s.ClusterPort, s.Starts(), fresh[0], fresh[1])
+	}
+	c = redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.Password, MaxRetries: -1, DisableIdentity: true})
+	t.Cleanup(func() { _ = c.Close() })
+	if after, err := c.ClusterMyID(ctx).Result(); err != nil || after != id {
+		t.Fatalf("CLUSTER MYID after the restart on new ports: %q (%v), want %q", after, err, id)
+	}
+	// A single-node cluster is down for a moment after a start.
+	hostproc.Eventually(t, 10*time.Second, "GET k after the restart", func() error {
+		v, err := c.Get(ctx, "k").Result()
+		if err == nil && v != "v" {
+			err = fmt.Errorf("GET k = %q, want v", v)
+		}
+		return err
+	})
+}
