@@ -53,6 +53,10 @@ func patchStatus[S any](ctx context.Context, c client.Client, obj client.Object,
 type Pacer struct {
 	// Delay is how long a progress-only status may be held; 0 holds none.
 	Delay time.Duration
+	// Now tells the time the pacer measures Delay with; nil is time.Now.
+	// Tests set it to make the holding independent of how fast the
+	// machine runs.
+	Now func() time.Time
 
 	mu   sync.Mutex
 	held map[types.NamespacedName]heldSince
@@ -74,6 +78,14 @@ func (p *Pacer) Forget(key types.NamespacedName) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.held, key)
+}
+
+// now is the pacer's time.
+func (p *Pacer) now() time.Time {
+	if p == nil || p.Now == nil {
+		return time.Now()
+	}
+	return p.Now()
 }
 
 // hold reports how much longer a progress-only status of obj is held back;
@@ -111,7 +123,7 @@ func WriteStatusPaced[S any](ctx context.Context, c client.Client, p *Pacer, obj
 		return 0, nil
 	}
 	if progress {
-		if left := p.hold(obj, time.Now()); left > 0 {
+		if left := p.hold(obj, p.now()); left > 0 {
 			return left, nil
 		}
 	} else {

@@ -106,3 +106,30 @@ func TestPacerWithoutDelayWritesAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// The pacer measures the delay with its clock, not the machine's.
+func TestPacerUsesItsClock(t *testing.T) {
+	const delay = time.Hour
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c, obj, writes := pacedObject(t)
+	p := &Pacer{Delay: delay, Now: func() time.Time { return now }}
+	write := func(replicas int32) time.Duration {
+		t.Helper()
+		held, err := WriteStatusPaced(context.Background(), c, p, obj, &obj.Status, appsv1.DeploymentStatus{Replicas: replicas}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return held
+	}
+	if held := write(1); held != delay || *writes != 0 {
+		t.Fatalf("first progress status: held %s with %d writes, want %s and none", held, *writes, delay)
+	}
+	now = now.Add(delay - time.Minute)
+	if held := write(2); held != time.Minute || *writes != 0 {
+		t.Fatalf("a minute before the delay is over: held %s with %d writes", held, *writes)
+	}
+	now = now.Add(time.Minute)
+	if held := write(2); held != 0 || *writes != 1 || obj.Status.Replicas != 2 {
+		t.Fatalf("when the delay is over: held %s, %d writes, replicas %d; want it written", held, *writes, obj.Status.Replicas)
+	}
+}

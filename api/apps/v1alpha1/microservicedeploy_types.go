@@ -89,6 +89,7 @@ type MicroServiceDeploySpec struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="self.trim() == self",message="image must not start or end with whitespace"
 	Image string `json:"image"`
 
 	// replicas is the number of pods; with autoscaling it is the minimum.
@@ -130,11 +131,13 @@ type MicroServiceDeploySpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=16384
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([ \\t\\r]*([#!][^\\n]*|[-._a-zA-Z0-9]+[ \\t]*[=:][^\\n]*)?\\n)*[ \\t\\r]*([#!][^\\n]*|[-._a-zA-Z0-9]+[ \\t]*[=:][^\\n]*)?$')",messageExpression="'config lines must be key=value (or key: value) with a key of letters, digits, \\'-\\', \\'_\\' and \\'.\\'; malformed line: ' + self.find('(?m)^[ \\t\\r]*(?:[^-._a-zA-Z0-9#! \\t\\r\\n]|[-._a-zA-Z0-9]+(?:[ \\t]*$|[ \\t]*[^-._a-zA-Z0-9=: \\t\\r\\n]|[ \\t]+[-._a-zA-Z0-9])).*$')"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('(^|\\n)[ \\t\\r]*[-._a-zA-Z0-9]{254}')",message="config keys may have at most 253 characters (they name the keys of the instance's ConfigMap)"
 	Config string `json:"config,omitempty"`
 
 	// configSecretRef names a Secret in the same namespace whose keys are
 	// exported as environment variables, for sensitive configuration.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.name) || self.name == '' || (size(self.name) <= 253 && self.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'))",message="configSecretRef.name must name a Secret: at most 253 lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
 	ConfigSecretRef *corev1.LocalObjectReference `json:"configSecretRef,omitempty"`
 
 	// creationTimestamp is when the instance was created, in milliseconds
@@ -178,9 +181,11 @@ type ResourceRequirements struct {
 type ResourceAmounts struct {
 	// cpu in cores, for example "2" or "500m".
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(string(self)) || quantity(string(self)).compareTo(quantity('0')) >= 0",message="cpu must not be negative"
 	CPU *resource.Quantity `json:"cpu,omitempty"`
 	// memory in bytes, for example "4Gi".
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(string(self)) || quantity(string(self)).compareTo(quantity('0')) >= 0",message="memory must not be negative"
 	Memory *resource.Quantity `json:"memory,omitempty"`
 }
 

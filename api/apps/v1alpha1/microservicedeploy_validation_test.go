@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -76,6 +77,29 @@ func TestMicroServiceDeployAdmission(t *testing.T) {
 		}, wantErr: []string{"msName and path together may have at most 62 characters"}},
 		{name: "bad version", mutate: func(m *appsv1alpha1.MicroServiceDeploy) { m.Spec.Version = "1.0 beta" },
 			wantErr: []string{"spec.version", "version may contain letters"}},
+
+		// Values the API server would reject on the instance's objects are
+		// rejected here, on the MicroServiceDeploy.
+		{name: "image with leading whitespace", mutate: func(m *appsv1alpha1.MicroServiceDeploy) { m.Spec.Image = " registry.local/ms-sample:1.0" },
+			wantErr: []string{"spec.image", "image must not start or end with whitespace"}},
+		{name: "negative cpu request", mutate: func(m *appsv1alpha1.MicroServiceDeploy) {
+			m.Spec.ResourceRequirements.Requests.CPU = ptr.To(resource.MustParse("-1"))
+		}, wantErr: []string{"spec.resourceRequirements.requests.cpu", "cpu must not be negative"}},
+		{name: "negative memory limit", mutate: func(m *appsv1alpha1.MicroServiceDeploy) {
+			m.Spec.ResourceRequirements = appsv1alpha1.ResourceRequirements{Limits: appsv1alpha1.ResourceAmounts{Memory: ptr.To(resource.MustParse("-4Gi"))}}
+		}, wantErr: []string{"spec.resourceRequirements.limits.memory", "memory must not be negative"}},
+		{name: "configSecretRef that cannot name a Secret", mutate: func(m *appsv1alpha1.MicroServiceDeploy) {
+			m.Spec.ConfigSecretRef = &corev1.LocalObjectReference{Name: "My_Secret"}
+		}, wantErr: []string{"spec.configSecretRef", "configSecretRef.name must name a Secret"}},
+		{name: "configSecretRef", mutate: func(m *appsv1alpha1.MicroServiceDeploy) {
+			m.Spec.ConfigSecretRef = &corev1.LocalObjectReference{Name: "ms-sample.credentials"}
+		}},
+		{name: "config key too long for a ConfigMap", mutate: func(m *appsv1alpha1.MicroServiceDeploy) {
+			m.Spec.Config = "user=app\n" + strings.Repeat("k", 254) + "=v\n"
+		}, wantErr: []string{"spec.config", "config keys may have at most 253 characters"}},
+		{name: "config key of 253 characters", mutate: func(m *appsv1alpha1.MicroServiceDeploy) {
+			m.Spec.Config = strings.Repeat("k", 253) + "=" + strings.Repeat("v", 300)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

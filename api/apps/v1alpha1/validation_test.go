@@ -8,7 +8,10 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -84,6 +87,110 @@ func TestAppServiceAdmission(t *testing.T) {
 			wantErr: []string{"spec.ports[0].protocol", `supported values: "TCP", "UDP", "SCTP"`}},
 		{name: "name that cannot name a Service", mutate: func(a *appsv1alpha1.AppService) { a.Name = "1nginx" },
 			wantErr: []string{"metadata.name must be at most 63 characters"}},
+
+		// Values the API server would reject on the Deployment or the
+		// Service are rejected here, on the AppService.
+		{name: "image with trailing whitespace", mutate: func(a *appsv1alpha1.AppService) { a.Spec.Image = "nginx:1.7.9\t" },
+			wantErr: []string{"spec.image", "image must not start or end with whitespace"}},
+		{name: "two ports of one name", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Ports = []appsv1alpha1.AppServicePort{{Name: "web", Port: 80}, {Name: "web", Port: 81}}
+		}, wantErr: []string{"spec", "each port name may be used only once"}},
+		{name: "a port named like another port's default name", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Ports = append(a.Spec.Ports, appsv1alpha1.AppServicePort{Name: "tcp-80", Port: 81})
+		}, wantErr: []string{"spec", "each port name may be used only once (a port without a name is named <protocol>-<port>, for example tcp-80)"}},
+		{name: "named and unnamed ports", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Ports = append(a.Spec.Ports, appsv1alpha1.AppServicePort{Name: "tcp-080", Port: 81},
+				appsv1alpha1.AppServicePort{Port: 80, Protocol: corev1.ProtocolUDP})
+		}},
+		{name: "env var without a name", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Envs = []corev1.EnvVar{{Name: "", Value: "x"}}
+		}, wantErr: []string{"spec.envs", "every env var needs a name"}},
+		{name: "env vars from every source", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Envs = []corev1.EnvVar{
+				{Name: "MODE", Value: "blue"},
+				{Name: "POD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+				{Name: "APP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels['app']"}}},
+				{Name: "MEM", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory"}}},
+				{Name: "CFG", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "mode"}}},
+				{Name: "PW", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}}},
+			}
+		}},
+		{name: "env var with value and valueFrom", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Envs = []corev1.EnvVar{{Name: "POD", Value: "x",
+				ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}
+		}, wantErr: []string{"spec.envs", "an env var has either value or valueFrom, not both"}},
+		{name: "empty valueFrom", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Envs = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{}}}
+		}, wantErr: []string{"spec.envs", "valueFrom must set exactly one of fieldRef, resourceFieldRef, configMapKeyRef and secretKeyRef"}},
+		{name: "valueFrom with two sources", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Envs = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{
+				FieldRef:     &corev1.ObjectFieldSelector{FieldPath: "metadata.name"},
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "pw"}}}}
+		}, wantErr: []string{"spec.envs", "valueFrom must set exactly one of"}},
+		{name: "fieldRef the downward API does not offer", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Envs = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}}}}
+		}, wantErr: []string{"spec.envs", "valueFrom.fieldRef.fieldPath must be one of metadata.name"}},
+		{name: "fieldRef of another apiVersion", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Envs = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v2", FieldPath: "metadata.name"}}}}
+		}, wantErr: []string{"spec.envs", "valueFrom.fieldRef.fieldPath must be one of", "(apiVersion v1)"}},
+		{name: "resourceFieldRef of an unknown resource", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Envs = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.gpu"}}}}
+		}, wantErr: []string{"spec.envs", "valueFrom.resourceFieldRef.resource must be one of limits.cpu"}},
+		{name: "configMapKeyRef without a name", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Envs = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{Key: "mode"}}}}
+		}, wantErr: []string{"spec.envs", "valueFrom.configMapKeyRef needs the name of a ConfigMap and a key"}},
+		{name: "secretKeyRef without a key", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Envs = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "db"}}}}}
+		}, wantErr: []string{"spec.envs", "valueFrom.secretKeyRef needs the name of a Secret and a key"}},
+		{name: "fileKeyRef", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Envs = []corev1.EnvVar{{Name: "X", ValueFrom: &corev1.EnvVarSource{FileKeyRef: &corev1.FileKeySelector{
+				VolumeName: "config", Path: "env", Key: "X"}}}}
+		}, wantErr: []string{"spec.envs", "valueFrom.fileKeyRef is not supported: the pods have no volumes to read it from"}},
+		{name: "requests within limits", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Resources = corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{"cpu": resource.MustParse("500m"), "memory": resource.MustParse("1Gi"), "example.com/gpu": resource.MustParse("1")},
+				Limits:   corev1.ResourceList{"cpu": resource.MustParse("1"), "memory": resource.MustParse("1Gi"), "example.com/gpu": resource.MustParse("1")},
+			}
+		}},
+		{name: "requests above limits", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Resources = corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{"cpu": resource.MustParse("2"), "memory": resource.MustParse("2Gi")},
+				Limits:   corev1.ResourceList{"cpu": resource.MustParse("1500m"), "memory": resource.MustParse("1Gi")},
+			}
+		}, wantErr: []string{"spec.resources", "requests.cpu must not exceed limits.cpu", "requests.memory must not exceed limits.memory"}},
+		{name: "ephemeral-storage requests above limits", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Resources = corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{"ephemeral-storage": resource.MustParse("2Gi")},
+				Limits:   corev1.ResourceList{"ephemeral-storage": resource.MustParse("1Gi")},
+			}
+		}, wantErr: []string{"spec.resources", "requests.ephemeral-storage must not exceed limits.ephemeral-storage"}},
+		{name: "negative limit", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{"memory": resource.MustParse("-1Gi")}}
+		}, wantErr: []string{"spec.resources", "limits must not be negative"}},
+		{name: "negative request", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{"cpu": resource.MustParse("-100m")}}
+		}, wantErr: []string{"spec.resources", "requests must not be negative"}},
+		{name: "extended resource requested without a limit", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{"example.com/gpu": resource.MustParse("1")}}
+		}, wantErr: []string{"spec.resources", "requests of resources other than cpu, memory and ephemeral-storage (hugepages, extended resources) need a limit equal to the request"}},
+		{name: "unknown resource name", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{"cpus": resource.MustParse("1")}}
+		}, wantErr: []string{"spec.resources", "limits may name cpu, memory, ephemeral-storage, hugepages-<size> and extended resources with a domain (example.com/gpu)"}},
+		{name: "unknown resource name in requests", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{"mem": resource.MustParse("1Gi")}}
+		}, wantErr: []string{"spec.resources", "requests may name cpu, memory"}},
+		{name: "hugepages alone", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Resources = corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{"hugepages-2Mi": resource.MustParse("4Mi")},
+				Limits:   corev1.ResourceList{"hugepages-2Mi": resource.MustParse("4Mi")},
+			}
+		}, wantErr: []string{"spec.resources", "hugepages need a cpu or memory request or limit too"}},
+		{name: "resource claims", mutate: func(a *appsv1alpha1.AppService) {
+			a.Spec.Resources = corev1.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "gpu"}}}
+		}, wantErr: []string{"spec.resources", "claims are not supported: the pods have no resource claims"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,6 +199,22 @@ func TestAppServiceAdmission(t *testing.T) {
 			expectAdmission(t, as, tt.wantErr)
 		})
 	}
+}
+
+// A quantity may also be written as a YAML number: a negative one is
+// rejected too.
+func TestAppServiceNegativeNumberQuantity(t *testing.T) {
+	testbed.RequireCluster(t)
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(validAppService())
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := &unstructured.Unstructured{Object: u}
+	obj.SetGroupVersionKind(appsv1alpha1.GroupVersion.WithKind("AppService"))
+	if err := unstructured.SetNestedField(obj.Object, int64(-1), "spec", "resources", "limits", "cpu"); err != nil {
+		t.Fatal(err)
+	}
+	expectAdmission(t, obj, []string{"spec.resources", "limits must not be negative"})
 }
 
 // expectAdmission creates obj (dry run) and checks the API server accepts

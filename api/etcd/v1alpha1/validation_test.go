@@ -7,8 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
@@ -69,6 +72,99 @@ func TestEtcdClusterCreateAdmission(t *testing.T) {
 			wantErr: []string{"spec.storage.reclaimPolicy", `supported values: "Retain", "Delete"`}},
 		{name: "name too long for member names", mutate: func(e *etcdv1alpha1.EtcdCluster) { e.Name = strings.Repeat("a", 41) },
 			wantErr: []string{"metadata.name must be at most 40 characters"}},
+
+		// Values the API server would reject on the member pods and
+		// volumes are rejected here, on the EtcdCluster.
+		{name: "negative storage size", mutate: func(e *etcdv1alpha1.EtcdCluster) { e.Spec.Storage.Size = ptr.To(resource.MustParse("-1Gi")) },
+			wantErr: []string{"spec.storage.size", "size must be greater than zero, for example 1Gi"}},
+		{name: "zero storage size", mutate: func(e *etcdv1alpha1.EtcdCluster) { e.Spec.Storage.Size = ptr.To(resource.MustParse("0")) },
+			wantErr: []string{"spec.storage.size", "size must be greater than zero"}},
+		{name: "storage size and class", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Storage.Size = ptr.To(resource.MustParse("8Gi"))
+			e.Spec.Storage.StorageClassName = ptr.To("fast.ssd")
+		}},
+		{name: "empty storage class (no class)", mutate: func(e *etcdv1alpha1.EtcdCluster) { e.Spec.Storage.StorageClassName = ptr.To("") }},
+		{name: "storage class that cannot name a StorageClass", mutate: func(e *etcdv1alpha1.EtcdCluster) { e.Spec.Storage.StorageClassName = ptr.To("Fast_SSD") },
+			wantErr: []string{"spec.storage.storageClassName", "storageClassName must name a StorageClass"}},
+		{name: "repository with a tab", mutate: func(e *etcdv1alpha1.EtcdCluster) { e.Spec.Repository = "\tquay.io/coreos/etcd" },
+			wantErr: []string{"spec.repository", "repository must not contain whitespace"}},
+		{name: "pod resources", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Resources = corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{"cpu": resource.MustParse("500m"), "memory": resource.MustParse("512Mi")},
+				Limits:   corev1.ResourceList{"memory": resource.MustParse("1Gi")},
+			}
+		}},
+		{name: "pod requests above limits", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Resources = corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{"memory": resource.MustParse("2Gi")},
+				Limits:   corev1.ResourceList{"memory": resource.MustParse("1Gi")},
+			}
+		}, wantErr: []string{"spec.pod.resources", "requests.memory must not exceed limits.memory"}},
+		{name: "negative pod limit", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{"cpu": resource.MustParse("-1")}}
+		}, wantErr: []string{"spec.pod.resources", "limits must not be negative"}},
+		{name: "pod resource name typo", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{"memmory": resource.MustParse("1Gi")}}
+		}, wantErr: []string{"spec.pod.resources", "requests may name cpu, memory, ephemeral-storage"}},
+		{name: "pod resource claims", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Resources = corev1.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "disk"}}}
+		}, wantErr: []string{"spec.pod.resources", "claims are not supported"}},
+		{name: "scheduling", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.NodeSelector = map[string]etcdv1alpha1.LabelValue{"kubernetes.io/os": "linux", "disk": "", "tier": "db_1.a"}
+			e.Spec.Pod.Tolerations = []corev1.Toleration{
+				{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "etcd", Effect: corev1.TaintEffectNoSchedule},
+				{Key: "node.kubernetes.io/unreachable", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](30)},
+				{Key: "zone", Value: "a"},
+				{Operator: corev1.TolerationOpExists},
+			}
+			e.Spec.Pod.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{TopologyKey: "kubernetes.io/hostname",
+					LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"etcd.opsmith.io/cluster": "example"}}}},
+			}}
+		}},
+		{name: "nodeSelector key that is no label key", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.NodeSelector = map[string]etcdv1alpha1.LabelValue{"disk type": "ssd"}
+		}, wantErr: []string{"spec.pod.nodeSelector", "nodeSelector keys must be label keys"}},
+		{name: "nodeSelector value that is no label value", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.NodeSelector = map[string]etcdv1alpha1.LabelValue{"disk": "fast ssd"}
+		}, wantErr: []string{"spec.pod.nodeSelector[disk]", "a label value may have at most 63 letters, digits, '-', '_' and '.'"}},
+		{name: "nodeSelector value too long", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.NodeSelector = map[string]etcdv1alpha1.LabelValue{"disk": etcdv1alpha1.LabelValue(strings.Repeat("s", 64))}
+		}, wantErr: []string{"spec.pod.nodeSelector.disk", "Too long"}},
+		{name: "unknown toleration operator", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: "Equals", Value: "etcd"}}
+		}, wantErr: []string{"spec.pod.tolerations", "toleration operator must be Equal or Exists"}},
+		{name: "toleration without a key", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Tolerations = []corev1.Toleration{{Value: "etcd", Effect: corev1.TaintEffectNoSchedule}}
+		}, wantErr: []string{"spec.pod.tolerations", "a toleration without a key must have operator Exists"}},
+		{name: "Exists toleration with a value", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists, Value: "etcd"}}
+		}, wantErr: []string{"spec.pod.tolerations", "a toleration with operator Exists must not have a value"}},
+		{name: "toleration value too long", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Tolerations = []corev1.Toleration{{Key: "dedicated", Value: strings.Repeat("v", 64)}}
+		}, wantErr: []string{"spec.pod.tolerations", "a toleration value must be a label value: at most 63 characters"}},
+		{name: "unknown toleration effect", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Tolerations = []corev1.Toleration{{Key: "dedicated", Value: "etcd", Effect: "NoScheduled"}}
+		}, wantErr: []string{"spec.pod.tolerations", "toleration effect must be NoSchedule, PreferNoSchedule or NoExecute"}},
+		{name: "tolerationSeconds without NoExecute", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Tolerations = []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists,
+				Effect: corev1.TaintEffectNoSchedule, TolerationSeconds: ptr.To[int64](30)}}
+		}, wantErr: []string{"spec.pod.tolerations", "tolerationSeconds needs effect NoExecute"}},
+		{name: "anti-affinity without a topology key", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+				PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{Weight: 10, PodAffinityTerm: corev1.PodAffinityTerm{}}},
+			}}
+		}, wantErr: []string{"spec.pod.affinity", "every podAntiAffinity term needs a topologyKey"}},
+		{name: "affinity without a topology key", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Affinity = &corev1.Affinity{PodAffinity: &corev1.PodAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{}},
+			}}
+		}, wantErr: []string{"spec.pod.affinity", "every podAffinity term needs a topologyKey"}},
+		{name: "required node affinity without terms", mutate: func(e *etcdv1alpha1.EtcdCluster) {
+			e.Spec.Pod.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{}},
+			}}
+		}, wantErr: []string{"spec.pod.affinity", "nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution needs at least one node selector term"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package appservice_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,12 +15,19 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	appsv1alpha1 "opsmith.io/opsmith/api/apps/v1alpha1"
+	"opsmith.io/opsmith/internal/apply"
 	"opsmith.io/opsmith/internal/controller/appservice"
 	"opsmith.io/opsmith/internal/manager"
 	"opsmith.io/opsmith/test/managertest"
@@ -120,25 +128,7 @@ func TestCreatesDeploymentAndService(t *testing.T) {
 		{Name: "metrics", Port: 9090},
 	}
 	dep, svc := createAndWait(t, as)
-	// Without a controller manager nothing garbage collects the Service;
-	// free its node port for later runs of the test (go test -count).
-	t.Cleanup(func() {
-		ctx := context.Background()
-		_ = suite.Client.Delete(ctx, as)
-		eventually(t, "AppService gone and its Service deleted", func() error {
-			if err := suite.Client.Get(ctx, client.ObjectKeyFromObject(as), &appsv1alpha1.AppService{}); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("AppService still there: %v", err)
-			}
-			if err := suite.Client.Delete(ctx, svc); err != nil && !apierrors.IsNotFound(err) {
-				return err
-			}
-			time.Sleep(time.Second) // a reconcile in flight could recreate it
-			if err := suite.Client.Get(ctx, client.ObjectKeyFromObject(svc), &corev1.Service{}); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("Service still there: %v", err)
-			}
-			return nil
-		})
-	})
+	releaseNodePorts(t, as)
 
 	if got := ptr.Deref(dep.Spec.Replicas, -1); got != 2 {
 		t.Errorf("Deployment replicas = %d, want 2", got)
@@ -197,6 +187,50 @@ func TestCreatesDeploymentAndService(t *testing.T) {
 			return fmt.Errorf("Created events %q, want one: %q", created, want)
 		}
 		return nil
+	})
+}
+
+// releaseNodePorts deletes, when the test ends, the AppService and then its
+// Service: without a controller manager nothing garbage collects the
+// Service, and its node ports must be free for later runs of the test (go
+// test -count).
+func releaseNodePorts(t *testing.T, as *appsv1alpha1.AppService) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = suite.Client.Delete(ctx, as)
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: as.Namespace, Name: as.Name}}
+		eventually(t, "AppService gone and its Service deleted", func() error {
+			if err := suite.Client.Get(ctx, client.ObjectKeyFromObject(as), &appsv1alpha1.AppService{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("AppService still there: %v", err)
+			}
+			if err := suite.Client.Delete(ctx, svc); err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+			time.Sleep(time.Second) // a reconcile in flight could recreate it
+			if err := suite.Client.Get(ctx, client.ObjectKeyFromObject(svc), &corev1.Service{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("Service still there: %v", err)
+			}
+			return nil
+		})
+	})
+}
+
+// warningEvent waits for a Warning event on the AppService name in ns with
+// reason and a note containing note.
+func warningEvent(t *testing.T, ns, name, reason, note string) {
+	t.Helper()
+	eventually(t, "Warning event "+reason, func() error {
+		evs := &eventsv1.EventList{}
+		if err := suite.Client.List(context.Background(), evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Name == name && e.Type == corev1.EventTypeWarning && e.Reason == reason && strings.Contains(e.Note, note) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Warning %s event on %s with %q among %d events", reason, name, note, len(evs.Items))
 	})
 }
 
@@ -401,6 +435,110 @@ func TestRefusesToTakeOverForeignObjects(t *testing.T) {
 	}
 }
 
+// TestRefusesToTakeOverForeignService: a Service of the AppService's name
+// that opsmith did not make (TestRefusesToTakeOverForeignObjects has the
+// Deployment's case) is left as it is, and the status names it.
+func TestRefusesToTakeOverForeignService(t *testing.T) {
+	ctx := context.Background()
+	ns := testbed.Namespace(t, suite.Client)
+	foreign := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", Labels: map[string]string{"app": "theirs"}},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "theirs"},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	if err := suite.Client.Create(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	as := newAppService(ns, "web")
+	if err := suite.Client.Create(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	const want = "a Service named web already exists and is not managed by this AppService; rename or delete it"
+	eventually(t, "name conflict reported", func() error {
+		got := get(t, ns, "web", &appsv1alpha1.AppService{})
+		pr := condition(got, appsv1alpha1.ConditionProgressing)
+		if pr.Status != metav1.ConditionFalse || pr.Reason != appservice.ReasonNameConflict || pr.Message != want ||
+			got.Status.ObservedGeneration != got.Generation {
+			return fmt.Errorf("Progressing = %+v", pr)
+		}
+		return nil
+	})
+	got := get(t, ns, "web", &corev1.Service{})
+	if got.ResourceVersion != foreign.ResourceVersion || len(got.OwnerReferences) != 0 || got.Labels[appservice.LabelManagedBy] != "" ||
+		got.Spec.Selector["app"] != "theirs" || len(got.Spec.Ports) != 1 || got.Spec.Ports[0].Port != 8080 {
+		t.Errorf("foreign Service was modified: %+v", got)
+	}
+	// The Deployment, applied before the Service, is the AppService's.
+	if ref := metav1.GetControllerOf(get(t, ns, "web", &appsv1.Deployment{})); ref == nil || ref.UID != as.UID {
+		t.Errorf("Deployment controller %+v, want the AppService", ref)
+	}
+}
+
+// TestReportsRejectedService: a Service the API server refuses (its node
+// port is held by another Service; admission cannot know) shows in the
+// status with the API server's message and as a Warning event, and is
+// retried until the port is free.
+func TestReportsRejectedService(t *testing.T) {
+	ctx := context.Background()
+	ns := testbed.Namespace(t, suite.Client)
+	const nodePort = 30250
+	holder := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "holder"},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeNodePort,
+			Selector: map[string]string{"app": "holder"},
+			Ports:    []corev1.ServicePort{{Port: 80, NodePort: nodePort, Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	if err := suite.Client.Create(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = suite.Client.Delete(context.Background(), holder) })
+	as := newAppService(ns, "web")
+	as.Spec.Ports = []appsv1alpha1.AppServicePort{{Port: 80, TargetPort: 8080, NodePort: nodePort}}
+	if err := suite.Client.Create(ctx, as); err != nil {
+		t.Fatal(err)
+	}
+	releaseNodePorts(t, as)
+
+	const want = "Service web rejected by the API server: "
+	eventually(t, "rejection reported", func() error {
+		got := get(t, ns, "web", &appsv1alpha1.AppService{})
+		pr := condition(got, appsv1alpha1.ConditionProgressing)
+		if pr.Status != metav1.ConditionFalse || pr.Reason != appservice.ReasonApplyFailed ||
+			!strings.HasPrefix(pr.Message, want) || !strings.Contains(pr.Message, "provided port is already allocated") ||
+			got.Status.ObservedGeneration != got.Generation {
+			return fmt.Errorf("Progressing = %+v", pr)
+		}
+		return nil
+	})
+	warningEvent(t, ns, "web", appservice.ReasonApplyFailed, "provided port is already allocated")
+	if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &corev1.Service{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Service web exists although the API server refused it: %v", err)
+	}
+
+	// Once the port is free, the retry creates the Service.
+	if err := suite.Client.Delete(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Service created and status no longer blocked", func() error {
+		svc := &corev1.Service{}
+		if err := suite.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, svc); err != nil {
+			return err
+		}
+		if svc.Spec.Ports[0].NodePort != nodePort {
+			return fmt.Errorf("node port %d", svc.Spec.Ports[0].NodePort)
+		}
+		got := get(t, ns, "web", &appsv1alpha1.AppService{})
+		if pr := condition(got, appsv1alpha1.ConditionProgressing); pr.Reason == appservice.ReasonApplyFailed {
+			return fmt.Errorf("Progressing = %+v", pr)
+		}
+		return nil
+	})
+}
+
 // statusWrites counts the writes of an AppService's status from now on,
 // through a watch: every change of the object after its creation is a
 // status write (nothing else writes it in these tests).
@@ -440,11 +578,17 @@ func statusWrites(t *testing.T, ns, name string) func() int {
 // A new AppService whose pods are up before the status progress delay
 // (5 s by default) has passed gets one status write, its outcome, instead
 // of "rolling out" first; one that stays in progress gets that status
-// once the delay has passed.
+// once the delay has passed. The test's own manager reconciles them, its
+// pacer reading a clock that moves only when the test moves it: how long
+// the machine takes to set the test up does not matter.
 func TestStatusSettlingWithinDelayIsWrittenOnce(t *testing.T) {
 	ns := testbed.Namespace(t, suite.Client)
+	delay := manager.DefaultOptions().StatusProgressDelay
+	clock := newFakeClock()
+	pauseSharedManager(t)
+	startPacedManager(t, ns, &apply.Pacer{Delay: delay, Now: clock.Now})
+
 	writes := statusWrites(t, ns, "quick")
-	start := time.Now()
 	createAndWait(t, newAppService(ns, "quick"))
 	markDeploymentReady(t, ns, "quick")
 	eventually(t, "AppService Available", func() error {
@@ -454,27 +598,138 @@ func TestStatusSettlingWithinDelayIsWrittenOnce(t *testing.T) {
 		}
 		return nil
 	})
-	if elapsed := time.Since(start); elapsed >= manager.DefaultOptions().StatusProgressDelay {
-		t.Skipf("the Deployment was marked ready %s after the AppService's creation, later than the delay: nothing to check", elapsed)
+	if clock.Calls() == 0 {
+		t.Fatal("the pacer was never asked to hold the progress status: nothing to check")
 	}
-	// Wait for a write the delay might still bring.
-	time.Sleep(manager.DefaultOptions().StatusProgressDelay + time.Second)
+	// Once the delay has passed, reconciles bring no late write of the
+	// progress that was held.
+	clock.Advance(delay + time.Second)
+	waitForReconciles(t, 2)
 	if n := writes(); n != 1 {
 		t.Errorf("%d status writes, want 1 (the outcome only)", n)
 	}
 
-	// One that stays in progress reports it after the delay.
-	slow := newAppService(ns, "slow")
-	createAndWait(t, slow)
-	created := time.Now()
+	// One that stays in progress is held for the whole delay...
+	slowWrites := statusWrites(t, ns, "slow")
+	before := clock.Calls()
+	createAndWait(t, newAppService(ns, "slow"))
+	waitForPacer(t, clock, before, 1) // its progress is held from now on
+	waitForPacer(t, clock, clock.Advance(delay-time.Second), 2)
+	if got := get(t, ns, "slow", &appsv1alpha1.AppService{}); len(got.Status.Conditions) != 0 || slowWrites() != 0 {
+		t.Fatalf("status written before the delay has passed: %+v", got.Status)
+	}
+	// ...then reports it.
+	clock.Advance(time.Second)
 	eventually(t, "status reports the rollout", func() error {
 		got := get(t, ns, "slow", &appsv1alpha1.AppService{})
 		if pr := condition(got, appsv1alpha1.ConditionProgressing); pr.Status != metav1.ConditionTrue || got.Status.ObservedGeneration != got.Generation {
 			return fmt.Errorf("status = %+v", got.Status)
 		}
+		if n := slowWrites(); n != 1 {
+			return fmt.Errorf("%d status writes, want 1", n)
+		}
 		return nil
 	})
-	if lag := time.Since(created); lag > manager.DefaultOptions().StatusProgressDelay+3*time.Second {
-		t.Errorf("progress reported %s after the children were created, want about %s", lag, manager.DefaultOptions().StatusProgressDelay)
+}
+
+// fakeClock is a clock that moves only when Advance is called. It counts
+// the times it is read.
+type fakeClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	calls int
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	return c.now
+}
+
+// Advance moves the clock by d and returns Calls at that moment: every
+// later read sees the new time.
+func (c *fakeClock) Advance(d time.Duration) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	return c.calls
+}
+
+// Calls is how often the clock was read.
+func (c *fakeClock) Calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls
+}
+
+// waitForPacer waits until the pacer has read clock n more times than
+// since: it reads it only to decide on a status that reports progress.
+// The test manager reconciles one object at a time, so the reconcile of
+// every read but the last is over.
+func waitForPacer(t *testing.T, clock *fakeClock, since, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("the pacer consulted %d times", n), func() error {
+		if got := clock.Calls() - since; got < n {
+			return fmt.Errorf("consulted %d times", got)
+		}
+		return nil
+	})
+}
+
+// startPacedManager runs, until the test ends, a manager scoped to ns with
+// the AppService controller as the shipped manager sets it up (a cache
+// holding only the children opsmith labelled), except for its status pacer
+// and its concurrency: one reconcile at a time.
+func startPacedManager(t *testing.T, ns string, pacer *apply.Pacer) {
+	t.Helper()
+	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{apply.LabelManagedBy: apply.ManagedByValue})}
+	byObject := map[client.Object]cache.ByObject{}
+	for _, obj := range appservice.Kind().Children {
+		byObject[obj] = managed
 	}
+	period := syncPeriod
+	mgr, err := ctrl.NewManager(suite.Cluster.Config, ctrl.Options{
+		Scheme: manager.Scheme(),
+		Cache: cache.Options{SyncPeriod: &period, ByObject: byObject, DefaultNamespaces: map[string]cache.Config{ns: {}},
+			DefaultTransform: cache.TransformStripManagedFields()},
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &appservice.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		Recorder: mgr.GetEventRecorder(appservice.FieldManager), Pacer: pacer}
+	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("test manager: %v", err)
+		}
+	})
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		t.Fatal("test manager's cache did not sync")
+	}
+}
+
+// waitForReconciles waits until the AppService controllers of this process
+// have finished n more reconciles.
+func waitForReconciles(t *testing.T, n float64) {
+	t.Helper()
+	start := managertest.ReconcileCount(t, appservice.Name)
+	eventually(t, fmt.Sprintf("%v more reconciles", n), func() error {
+		if got := managertest.ReconcileCount(t, appservice.Name) - start; got < n {
+			return fmt.Errorf("%v reconciles", got)
+		}
+		return nil
+	})
 }

@@ -79,7 +79,9 @@ type Reconciler struct {
 //  4. observe: the member pods and volumes from the cache, the member list
 //     and every member's health from etcd;
 //  5. plan the single next step (etcd.Plan) and, unless paused, take it;
-//  6. write the status when it changed, naming what blocks progress.
+//  6. write the status when it changed, naming what blocks progress (an
+//     invariant, or a child the API server refused: ApplyFailed with its
+//     message).
 //
 // Every step is derived from what the cluster and etcd show, so a restart
 // of the operator at any point resumes where it stopped.
@@ -111,6 +113,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	if err := r.syncVolumeOwners(ctx, ec, w); err != nil && stepErr == nil {
 		stepErr = err
+	}
+	// A member pod or volume the API server refused is reported like a
+	// blocked Service (the Services' block, found first, wins), and
+	// retried with backoff.
+	stepBlocked, stepErr := apply.Split(stepErr)
+	if blocked == nil {
+		blocked = stepBlocked
 	}
 	st := computeStatus(ec, w, action, blocked)
 	if err := apply.WriteStatus(ctx, r.Client, ec, &ec.Status, st); err != nil && stepErr == nil {

@@ -8,13 +8,17 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
+	"opsmith.io/opsmith/internal/apply"
 	"opsmith.io/opsmith/internal/controller/etcdcluster"
 	"opsmith.io/opsmith/test/managertest"
 	"opsmith.io/opsmith/test/testbed"
@@ -273,4 +277,94 @@ func TestPaused(t *testing.T) {
 	if err := suite.Client.List(context.Background(), &pvcs, client.InNamespace(ns)); err != nil || len(pvcs.Items) != 0 {
 		t.Errorf("paused cluster got %d volumes (%v)", len(pvcs.Items), err)
 	}
+}
+
+// TestRefusedVolumeIsReported: a member volume the API server refuses
+// (here: a ResourceQuota that allows no PersistentVolumeClaims in the
+// namespace; admission lets the EtcdCluster through, quota admission
+// refuses its volume) shows in the status with the API server's message,
+// as a Warning event, and the cluster goes on once the quota is gone.
+func TestRefusedVolumeIsReported(t *testing.T) {
+	ctx := context.Background()
+	ns := restrictedNamespace(t)
+	quota := &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "no-volumes"},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{corev1.ResourcePersistentVolumeClaims: resource.MustParse("0")}}}
+	if err := suite.Client.Create(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	// No controller-manager runs here to compute the quota's status, and
+	// quota admission only enforces a quota whose status it knows.
+	quota.Status = corev1.ResourceQuotaStatus{Hard: quota.Spec.Hard,
+		Used: corev1.ResourceList{corev1.ResourcePersistentVolumeClaims: resource.MustParse("0")}}
+	if err := suite.Client.Status().Update(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	testbed.Eventually(t, timeout, "quota enforced", func() error {
+		probe := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe"},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}}}
+		if err := suite.Client.Create(ctx, probe, client.DryRunAll); !apierrors.IsForbidden(err) {
+			return fmt.Errorf("dry-run volume not refused: %v", err)
+		}
+		return nil
+	})
+
+	ec := &etcdv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "quota"},
+		Spec: etcdv1alpha1.EtcdClusterSpec{Size: 1, Version: "3.6.16"}}
+	if err := suite.Client.Create(ctx, ec); err != nil {
+		t.Fatal(err)
+	}
+	const want = `PersistentVolumeClaim quota-0 rejected by the API server: persistentvolumeclaims "quota-0" is forbidden: exceeded quota: no-volumes`
+	testbed.Eventually(t, timeout, "refused volume in status", func() error {
+		if err := get(ns, ec.Name, ec); err != nil {
+			return err
+		}
+		pr := meta.FindStatusCondition(ec.Status.Conditions, etcdv1alpha1.ConditionProgressing)
+		dg := meta.FindStatusCondition(ec.Status.Conditions, etcdv1alpha1.ConditionDegraded)
+		if pr == nil || pr.Status != metav1.ConditionFalse || pr.Reason != apply.ReasonApplyFailed || !strings.HasPrefix(pr.Message, want) {
+			return fmt.Errorf("Progressing %+v, want False ApplyFailed %q", pr, want)
+		}
+		if dg == nil || dg.Status != metav1.ConditionTrue || dg.Reason != apply.ReasonApplyFailed || dg.Message != pr.Message {
+			return fmt.Errorf("Degraded %+v, want True ApplyFailed", dg)
+		}
+		if ec.Status.Phase != etcdv1alpha1.PhaseCreating || ec.Status.ObservedGeneration != ec.Generation {
+			return fmt.Errorf("status %+v", ec.Status)
+		}
+		return nil
+	})
+	testbed.Eventually(t, timeout, "Warning event", func() error {
+		evs := &eventsv1.EventList{}
+		if err := suite.Client.List(ctx, evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Name == ec.Name && e.Type == corev1.EventTypeWarning && e.Reason == apply.ReasonApplyFailed &&
+				strings.HasPrefix(e.Note, "PersistentVolumeClaim quota-0 rejected: ") && strings.Contains(e.Note, "exceeded quota: no-volumes") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no ApplyFailed Warning event on %s among %d events", ec.Name, len(evs.Items))
+	})
+
+	// With the quota gone the retry creates the volume and the seed pod.
+	if err := suite.Client.Delete(ctx, quota); err != nil {
+		t.Fatal(err)
+	}
+	testbed.Eventually(t, timeout, "volume and pod created", func() error {
+		if err := get(ns, "quota-0", &corev1.PersistentVolumeClaim{}); err != nil {
+			return err
+		}
+		return get(ns, "quota-0", &corev1.Pod{})
+	})
+	testbed.Eventually(t, timeout, "status no longer blocked", func() error {
+		if err := get(ns, ec.Name, ec); err != nil {
+			return err
+		}
+		for _, typ := range []string{etcdv1alpha1.ConditionProgressing, etcdv1alpha1.ConditionDegraded} {
+			if c := meta.FindStatusCondition(ec.Status.Conditions, typ); c == nil || c.Reason == apply.ReasonApplyFailed {
+				return fmt.Errorf("%s %+v", typ, c)
+			}
+		}
+		return nil
+	})
 }

@@ -11,36 +11,48 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
+	"opsmith.io/opsmith/internal/apply"
 	"opsmith.io/opsmith/internal/etcd"
+)
+
+// Kinds of the member objects, in messages.
+const (
+	kindPod    = "Pod"
+	kindVolume = "PersistentVolumeClaim"
 )
 
 // executeKubernetes takes the steps that create and delete member pods and
 // volumes. Each is idempotent: a step repeated on a stale cache finds the
-// object already created or already gone.
+// object already created or already gone. A write the API server refuses
+// (invalid content, or forbidden by a quota or an admission policy) is an
+// apply.BlockedError carrying the API server's message, recorded as a
+// Warning event, so that status says what blocks the cluster.
 func (r *Reconciler) executeKubernetes(ctx context.Context, ec *etcdv1alpha1.EtcdCluster, w *world, a etcd.Action) error {
 	key := client.ObjectKey{Namespace: ec.Namespace, Name: a.Name}
 	var err error
 	switch a.Type {
 	case etcd.ActionCreateVolume:
-		err = ignoreExists(r.Client.Create(ctx, Volume(ec, a)))
+		err = apply.Rejected(r.Recorder, ec, kindVolume, a.Name, ignoreExists(r.Client.Create(ctx, Volume(ec, a))))
 	case etcd.ActionRecordMemberID:
 		pvc := w.pvcs[a.Name]
 		base := pvc.DeepCopy()
 		pvc.Annotations[AnnotationMemberID] = FormatID(a.MemberID)
-		err = r.Client.Patch(ctx, pvc, client.MergeFrom(base))
+		err = apply.Rejected(r.Recorder, ec, kindVolume, a.Name, r.Client.Patch(ctx, pvc, client.MergeFrom(base)))
 	case etcd.ActionCreatePod:
 		pvc := w.pvcs[a.Name]
 		if pvc == nil {
 			return fmt.Errorf("creating the pod of etcd member %s: its volume is not in the cache", key)
 		}
-		err = ignoreExists(r.Client.Create(ctx, Pod(ec, a.Name, pvc, w.target)))
+		err = apply.Rejected(r.Recorder, ec, kindPod, a.Name, ignoreExists(r.Client.Create(ctx, Pod(ec, a.Name, pvc, w.target))))
 	case etcd.ActionDeletePod:
 		if p := w.pods[a.Name]; p != nil {
-			err = client.IgnoreNotFound(r.Client.Delete(ctx, p, client.Preconditions{UID: &p.UID}))
+			err = apply.Rejected(r.Recorder, ec, kindPod, a.Name,
+				client.IgnoreNotFound(r.Client.Delete(ctx, p, client.Preconditions{UID: &p.UID})))
 		}
 	case etcd.ActionDeleteVolume:
 		if v := w.pvcs[a.Name]; v != nil {
-			err = client.IgnoreNotFound(r.Client.Delete(ctx, v, client.Preconditions{UID: &v.UID}))
+			err = apply.Rejected(r.Recorder, ec, kindVolume, a.Name,
+				client.IgnoreNotFound(r.Client.Delete(ctx, v, client.Preconditions{UID: &v.UID})))
 		}
 	}
 	if err != nil {
@@ -82,7 +94,7 @@ func (r *Reconciler) syncVolumeOwners(ctx context.Context, ec *etcdv1alpha1.Etcd
 		}
 		base := pvc.DeepCopy()
 		pvc.OwnerReferences = want
-		if err := r.Client.Patch(ctx, pvc, client.MergeFrom(base)); err != nil {
+		if err := apply.Rejected(r.Recorder, ec, kindVolume, pvc.Name, r.Client.Patch(ctx, pvc, client.MergeFrom(base))); err != nil {
 			return fmt.Errorf("setting the owners of volume %s/%s: %w", pvc.Namespace, pvc.Name, err)
 		}
 	}

@@ -253,6 +253,18 @@ func PodHash(ec *etcdv1alpha1.EtcdCluster, version string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// nodeSelector is the member pods' node selector.
+func nodeSelector(ec *etcdv1alpha1.EtcdCluster) map[string]string {
+	if ec.Spec.Pod.NodeSelector == nil {
+		return nil
+	}
+	out := make(map[string]string, len(ec.Spec.Pod.NodeSelector))
+	for k, v := range ec.Spec.Pod.NodeSelector {
+		out[k] = string(v)
+	}
+	return out
+}
+
 // Pod is the pod of member, made from its volume's annotations. Its
 // security settings meet the restricted Pod Security Standard; fsGroup
 // makes the volume writable by the etcd user on storage that supports it.
@@ -283,7 +295,7 @@ func Pod(ec *etcdv1alpha1.EtcdCluster, member string, pvc *corev1.PersistentVolu
 			AutomountServiceAccountToken:  ptr.To(false),
 			EnableServiceLinks:            ptr.To(false),
 			TerminationGracePeriodSeconds: ptr.To[int64](30),
-			NodeSelector:                  ec.Spec.Pod.NodeSelector,
+			NodeSelector:                  nodeSelector(ec),
 			Affinity:                      ec.Spec.Pod.Affinity,
 			Tolerations:                   ec.Spec.Pod.Tolerations,
 			SecurityContext: &corev1.PodSecurityContext{

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
+	"opsmith.io/opsmith/internal/apply"
 	"opsmith.io/opsmith/internal/etcd"
 )
 
@@ -133,5 +134,30 @@ func TestProgressingNamesWhyMembersDoNotStart(t *testing.T) {
 	st = computeStatus(ec, w, etcd.Action{Type: etcd.ActionCreatePod, Operation: etcd.OpRepair, Name: "e-0", Reason: "starting member e-0"}, nil)
 	if c := meta.FindStatusCondition(st.Conditions, etcdv1alpha1.ConditionProgressing); c.Message != "starting member e-0" {
 		t.Errorf("Progressing message of a step: %q", c.Message)
+	}
+}
+
+// A member volume or pod the API server refused blocks the step: the
+// status says so with the API server's message, instead of the step's
+// own ("bootstrapping the seed member").
+func TestStatusReportsRefusedChild(t *testing.T) {
+	ec := &etcdv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "e", Generation: 1},
+		Spec: etcdv1alpha1.EtcdClusterSpec{Size: 1, Version: "3.6.16"}}
+	blocked := &apply.BlockedError{Reason: apply.ReasonApplyFailed,
+		Message: `PersistentVolumeClaim e-0 rejected by the API server: persistentvolumeclaims "e-0" is forbidden: exceeded quota: q`}
+	a := etcd.Action{Type: etcd.ActionCreateVolume, Operation: etcd.OpBootstrap, Name: "e-0", Reason: "bootstrapping the seed member"}
+	st := computeStatus(ec, &world{target: "3.6.16"}, a, blocked)
+	if st.Phase != etcdv1alpha1.PhaseCreating {
+		t.Errorf("phase %s, want %s", st.Phase, etcdv1alpha1.PhaseCreating)
+	}
+	for _, typ := range []string{etcdv1alpha1.ConditionProgressing, etcdv1alpha1.ConditionDegraded} {
+		c := meta.FindStatusCondition(st.Conditions, typ)
+		want := metav1.ConditionTrue
+		if typ == etcdv1alpha1.ConditionProgressing {
+			want = metav1.ConditionFalse
+		}
+		if c == nil || c.Status != want || c.Reason != apply.ReasonApplyFailed || c.Message != blocked.Message {
+			t.Errorf("%s %+v, want %s ApplyFailed %q", typ, c, want, blocked.Message)
+		}
 	}
 }
