@@ -3,6 +3,7 @@ package apply
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Reasons a child cannot be written; controllers report them in status.
@@ -31,6 +32,26 @@ type BlockedError struct {
 	// acceptable); nil when only a change to a watched object can unblock
 	// the step, so retrying would only repeat the same answer.
 	Err error
+	// RecheckAfter, when set, is how soon to look again although no
+	// watched object changed: the obstacle is an object the operator does
+	// not watch (one of another owner's, outside its cache), whose removal
+	// sends it no event.
+	RecheckAfter time.Duration
+}
+
+// RecheckForeign is how often a step blocked by an object of the same
+// name that opsmith does not own is looked at again: one read of that
+// object, so that deleting it unblocks the owner within this long instead
+// of at the next full resync.
+const RecheckForeign = time.Minute
+
+// Requeue returns when to reconcile again: the sooner of after (0: not
+// planned) and the block's RecheckAfter.
+func (e *BlockedError) Requeue(after time.Duration) time.Duration {
+	if e == nil || e.RecheckAfter <= 0 || (after > 0 && after < e.RecheckAfter) {
+		return after
+	}
+	return e.RecheckAfter
 }
 
 // Blocked returns a BlockedError that waits for a change (no retry).

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 )
 
 func TestSplit(t *testing.T) {
@@ -48,5 +49,27 @@ func TestSplit(t *testing.T) {
 				t.Errorf("retry error still carries a block: %v", retry)
 			}
 		})
+	}
+}
+
+func TestRequeue(t *testing.T) {
+	var none *BlockedError
+	waits := Blocked(ReasonApplyFailed, "x")
+	foreignObj := foreign(Blocked(ReasonNameConflict, "a Service named web already exists"))
+	for _, tt := range []struct {
+		b     *BlockedError
+		after time.Duration
+		want  time.Duration
+	}{
+		{none, 0, 0},
+		{none, 5 * time.Second, 5 * time.Second},
+		{waits, 0, 0},
+		{foreignObj, 0, RecheckForeign},
+		{foreignObj, 5 * time.Second, 5 * time.Second},
+		{foreignObj, time.Hour, RecheckForeign},
+	} {
+		if got := tt.b.Requeue(tt.after); got != tt.want {
+			t.Errorf("%v.Requeue(%s) = %s, want %s", tt.b, tt.after, got, tt.want)
+		}
 	}
 }

@@ -72,11 +72,11 @@ func (c *Children) Ensure(ctx context.Context, owner client.Object, kind string,
 	}
 	switch {
 	case found && cached && !c.ownedBy(live, owner):
-		return true, Blocked(ReasonNameConflict,
-			"%s %s is controlled by another owner (an earlier object of this name still being deleted?)", kind, name)
+		return true, foreign(Blocked(ReasonNameConflict,
+			"%s %s is controlled by another owner (an earlier object of this name still being deleted?)", kind, name))
 	case found && !c.ownedBy(live, owner):
-		return false, Blocked(ReasonNameConflict,
-			"a %s named %s already exists and is not managed by this %s; rename or delete it", kind, name, c.OwnerKind)
+		return false, foreign(Blocked(ReasonNameConflict,
+			"a %s named %s already exists and is not managed by this %s; rename or delete it", kind, name, c.OwnerKind))
 	}
 	var current client.Object
 	if found {
@@ -91,6 +91,12 @@ func (c *Children) Ensure(ctx context.Context, owner client.Object, kind string,
 		c.written = append(c.written, write{kind, name, res})
 	}
 	return true, nil
+}
+
+// foreign marks a block by an object the owner's watches do not see.
+func foreign(b *BlockedError) *BlockedError {
+	b.RecheckAfter = RecheckForeign
+	return b
 }
 
 // rejected turns the API server's refusal of an object's content (for

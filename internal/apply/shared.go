@@ -42,8 +42,8 @@ func (s *Shared) Ensure(ctx context.Context, by client.Object, kind string, desi
 	// The cache holds only objects opsmith labelled; one the API server
 	// has must pass ours.
 	if found && !cached && !ours(live) {
-		return Blocked(ReasonNameConflict,
-			"a %s named %s already exists and was not made by opsmith; rename or delete it", kind, key.Name)
+		return foreign(Blocked(ReasonNameConflict,
+			"a %s named %s already exists and was not made by opsmith; rename or delete it", kind, key.Name))
 	}
 	var current client.Object
 	if found {

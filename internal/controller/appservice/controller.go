@@ -86,5 +86,5 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if serr != nil && err == nil {
 		err = serr
 	}
-	return reconcile.Result{RequeueAfter: held}, err
+	return reconcile.Result{RequeueAfter: blocked.Requeue(held)}, err
 }
