@@ -2,7 +2,10 @@
 # Installs the Debian packages the real-node testbed needs (containerd and
 # ctr, runc, the CNI plugins, iptables, nftables, conntrack, iproute2), skipping the
 # ones already installed. containerd is only installed, never started as a
-# service: the testbed runs its own private instance.
+# service: the testbed runs its own private instance. The NetworkPolicy agent
+# (kube-network-policies) needs nothing more from Debian: it talks netlink
+# itself and runs iptables, and the kernel's nfnetlink_queue (the testbed
+# checks for /proc/net/netfilter/nfnetlink_queue) is not a package.
 set -euo pipefail
 
 packages=(containerd runc containernetworking-plugins iptables nftables conntrack iproute2)

@@ -31,6 +31,13 @@ const (
 	busyboxImage  = images.BusyboxRef
 )
 
+// The manager Deployment `make deploy` creates, and the external
+// authentication URL the suite gives it.
+const (
+	managerDeployment = "opsmith-controller-manager"
+	authURL           = "http://auth.opsmith.local/verify"
+)
+
 var (
 	cluster *testbed.Cluster
 	k8s     client.Client // uncached, cluster admin
@@ -84,6 +91,12 @@ func setup(ctx context.Context, c *testbed.Cluster) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("make deploy: %w\n%s", err, out)
 	}
+	// An external authentication URL, as a cluster with an auth service
+	// sets it: without one, a needAuth MicroServiceDeploy is not routed.
+	if _, err := operator.Kubectl(c, "-n", operator.Namespace, "patch", "deployment", managerDeployment, "--type=json", "-p",
+		`[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--microservice-auth-url=`+authURL+`"}]`); err != nil {
+		return err
+	}
 	return waitManager(ctx)
 }
 
@@ -116,6 +129,9 @@ func managerAvailable(ctx context.Context) error {
 		return fmt.Errorf("%d Deployments in %s, want 1", len(deps.Items), operator.Namespace)
 	}
 	d := deps.Items[0]
+	if d.Status.ObservedGeneration != d.Generation {
+		return fmt.Errorf("deployment %s: generation %d not observed yet", d.Name, d.Generation)
+	}
 	if d.Spec.Replicas == nil || d.Status.AvailableReplicas != *d.Spec.Replicas || d.Status.UpdatedReplicas != *d.Spec.Replicas {
 		return fmt.Errorf("deployment %s: %d of %d replicas available", d.Name, d.Status.AvailableReplicas, ptrOr(d.Spec.Replicas))
 	}
@@ -162,7 +178,7 @@ func dumpOnFailure(t *testing.T, ns string) {
 				t.Logf("logs of pod %s/%s:\n%s%v", n, p.Name, out, errOrEmpty(err))
 			}
 		}
-		for _, comp := range []string{"kubelet", "containerd", "kube-proxy", "coredns", "kube-controller-manager"} {
+		for _, comp := range []string{"kubelet", "containerd", "kube-proxy", "coredns", "kube-network-policies", "kube-controller-manager"} {
 			t.Logf("last lines of %s.log:\n%s", comp, testbed.Tail(filepath.Join(cluster.LogDir, comp+".log"), 40))
 		}
 	})

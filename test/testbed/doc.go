@@ -13,8 +13,9 @@
 //     create pods, the scheduler binds them to kwok nodes and kwok reports
 //     them Running and Ready, garbage collection and quotas work.
 //   - RealNode: kube-controller-manager, kube-scheduler and one real node
-//     (containerd, runc, a CNI bridge, a kubelet, kube-proxy and CoreDNS) on
-//     this machine; Linux and root only. Its default StorageClass hands out
+//     (containerd, runc, a CNI bridge, a kubelet, kube-proxy, CoreDNS and
+//     kube-network-policies, which enforces NetworkPolicies) on this
+//     machine; Linux and root only. Its default StorageClass hands out
 //     local volumes, provisioned by the testbed itself (volumes.go), that a
 //     non-root pod with fsGroup can write.
 //

@@ -175,9 +175,10 @@ func nftTables() ([]string, error) {
 }
 
 // removeAddedIptables deletes the rules and chains that were added since
-// before and belong to Kubernetes or CNI (their chain or target starts with
-// KUBE- or CNI-, or they name the bridge). Rules go first (newest first),
-// then the chains they used.
+// before and belong to Kubernetes, CNI or the NetworkPolicy agent (their
+// chain or target starts with KUBE- or CNI-, is the agent's chain, or they
+// name the bridge). Rules go first (newest first), then the chains they
+// used.
 func removeAddedIptables(before HostState, bridge string) []error {
 	now, err := iptablesRules()
 	if err != nil {
@@ -188,7 +189,7 @@ func removeAddedIptables(before HostState, bridge string) []error {
 		had[r] = true
 	}
 	ours := func(line string) bool {
-		return strings.Contains(line, "KUBE-") || strings.Contains(line, "CNI-") ||
+		return strings.Contains(line, "KUBE-") || strings.Contains(line, "CNI-") || strings.Contains(line, networkPolicyChain) ||
 			strings.Contains(line, bridge) || strings.Contains(line, "cni0")
 	}
 	var errs []error

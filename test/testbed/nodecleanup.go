@@ -137,8 +137,9 @@ func unmountUnder(dir string) []error {
 }
 
 // removeNodeNetwork removes the bridge and the firewall rules: kube-proxy
-// removes its own iptables (and nftables) rules; whatever else Kubernetes
-// or CNI added goes by comparison with the snapshot taken at start.
+// removes its own iptables (and nftables) rules; whatever else Kubernetes,
+// CNI or the NetworkPolicy agent added goes by comparison with the snapshot
+// taken at start.
 func removeNodeNetwork(s nodeState) []error {
 	var errs []error
 	if _, err := os.Stat(s.KubeProxy); err == nil {
@@ -162,7 +163,10 @@ func removeNodeNetwork(s nodeState) []error {
 		had[t] = true
 	}
 	for _, t := range now {
-		if !had[t] && strings.HasSuffix(t, " kube-proxy") {
+		// kube-proxy's tables, and the NetworkPolicy agent's (upstream's
+		// table, or the probe of nftables' queue expression) when it was
+		// killed before it removed them.
+		if !had[t] && (strings.HasSuffix(t, " kube-proxy") || t == "inet "+networkPolicyTable || t == "inet "+nftQueueProbeTable) {
 			f := strings.Fields(t)
 			if out, err := exec.Command("nft", "delete", "table", f[0], f[1]).CombinedOutput(); err != nil {
 				errs = append(errs, fmt.Errorf("nft delete table %s: %w: %s", t, err, out))

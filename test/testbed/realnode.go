@@ -108,6 +108,9 @@ func (c *Cluster) checkNodePrerequisites() error {
 		return fmt.Errorf("the real-node testbed needs %s: run hack/install-node-deps.sh (or `make testbed-node`)",
 			strings.Join(missing, ", "))
 	}
+	if _, err := os.Stat(nfqueueProc); err != nil {
+		return fmt.Errorf("the real node's NetworkPolicy agent needs a kernel with nfnetlink_queue (CONFIG_NETFILTER_NETLINK_QUEUE): no %s", nfqueueProc)
+	}
 	if _, err := os.Stat(c.imageIndex()); err != nil {
 		return fmt.Errorf("no local images (%s): run `make images` first", c.imageIndex())
 	}
@@ -186,8 +189,9 @@ func (c *Cluster) logf(format string, args ...any) {
 }
 
 // startNode brings up the node: containerd with the local images, the CNI
-// network, CoreDNS, the kubelet and kube-proxy, and the cluster objects they
-// need; it returns when the node is Ready and Services route.
+// network, CoreDNS, the kubelet, kube-proxy and the NetworkPolicy agent
+// (networkpolicy.go), and the cluster objects they need; it returns when
+// the node is Ready and Services route.
 func (c *Cluster) startNode(ctx context.Context) error {
 	lock, err := acquireNodeLock(ctx, func(s string) { fmt.Fprintln(c.opts.Log, s) })
 	if err != nil {
@@ -204,7 +208,7 @@ func (c *Cluster) startNode(ctx context.Context) error {
 	if err := n.recordHostState(dir, c.binDir); err != nil {
 		return err
 	}
-	for _, d := range []string{"containerd", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "kube-proxy", "coredns"} {
+	for _, d := range []string{"containerd", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "kube-proxy", "coredns", networkPolicyAgent} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o750); err != nil {
 			return err
 		}
@@ -234,6 +238,9 @@ func (c *Cluster) startNode(ctx context.Context) error {
 		return err
 	}
 	if err := c.startKubeProxy(ctx, dir); err != nil {
+		return err
+	}
+	if err := c.startNetworkPolicyAgent(ctx, dir); err != nil {
 		return err
 	}
 	return c.waitFor(ctx, "kube-controller-manager to publish kube-root-ca.crt and the default ServiceAccount", 60*time.Second,

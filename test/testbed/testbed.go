@@ -199,7 +199,7 @@ func (c *Cluster) checkBinaries() error {
 	case Simulated:
 		need = append(need, "kube-controller-manager", "kube-scheduler", "kwok")
 	case RealNode:
-		need = append(need, "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns")
+		need = append(need, "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns", networkPolicyAgent)
 	}
 	for _, b := range need {
 		if _, err := os.Stat(filepath.Join(c.binDir, b)); err != nil {
@@ -247,7 +247,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		// kube-proxy) apply to them as in a real cluster.
 		c.componentTokens = map[string]string{}
 		for user, group := range map[string]string{
-			kubeletUser: "system:nodes", kubeProxyUser: "", coreDNSUser: "",
+			kubeletUser: "system:nodes", kubeProxyUser: "", coreDNSUser: "", networkPolicyUser: "",
 		} {
 			t := randomHex(16)
 			c.componentTokens[user] = t
