@@ -214,33 +214,14 @@ func (c *Cluster) startNode(ctx context.Context) error {
 		}
 	}
 
-	if err := c.startContainerd(ctx, dir); err != nil {
-		return err
-	}
-	if err := c.importImages(ctx); err != nil {
-		return err
-	}
-	if err := writeCNIConfig(dir); err != nil {
+	if err := c.startRuntime(ctx, dir); err != nil {
 		return err
 	}
 	cs, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
 		return err
 	}
-	if err := c.startDNS(ctx, dir, cs); err != nil {
-		return err
-	}
-	if n.volumes, err = startVolumeProvisioner(ctx, cs, n.state.VolumeDir, NodeName, c.logf); err != nil {
-		return err
-	}
-	c.onStop = append(c.onStop, n.volumes.stop)
-	if err := c.startKubelet(ctx, dir, cs); err != nil {
-		return err
-	}
-	if err := c.startKubeProxy(ctx, dir); err != nil {
-		return err
-	}
-	if err := c.startNetworkPolicyAgent(ctx, dir); err != nil {
+	if err := c.startNodeAgents(ctx, dir, cs); err != nil {
 		return err
 	}
 	return c.waitFor(ctx, "kube-controller-manager to publish kube-root-ca.crt and the default ServiceAccount", 60*time.Second,
@@ -251,6 +232,39 @@ func (c *Cluster) startNode(ctx context.Context) error {
 			_, err := cs.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
 			return err
 		})
+}
+
+// startRuntime starts containerd with the local images and writes the
+// CNI network's configuration.
+func (c *Cluster) startRuntime(ctx context.Context, dir string) error {
+	if err := c.startContainerd(ctx, dir); err != nil {
+		return err
+	}
+	if err := c.importImages(ctx); err != nil {
+		return err
+	}
+	return writeCNIConfig(dir)
+}
+
+// startNodeAgents starts, in order, CoreDNS, the volume provisioner, the
+// kubelet, kube-proxy and the NetworkPolicy agent.
+func (c *Cluster) startNodeAgents(ctx context.Context, dir string, cs kubernetes.Interface) error {
+	n := c.node
+	if err := c.startDNS(ctx, dir, cs); err != nil {
+		return err
+	}
+	var err error
+	if n.volumes, err = startVolumeProvisioner(ctx, cs, n.state.VolumeDir, NodeName, c.logf); err != nil {
+		return err
+	}
+	c.onStop = append(c.onStop, n.volumes.stop)
+	if err := c.startKubelet(ctx, dir, cs); err != nil {
+		return err
+	}
+	if err := c.startKubeProxy(ctx, dir); err != nil {
+		return err
+	}
+	return c.startNetworkPolicyAgent(ctx, dir)
 }
 
 // recordHostState snapshots what the node will change on the machine and
