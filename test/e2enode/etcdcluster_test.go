@@ -207,10 +207,16 @@ func memberID(v etcdView, name string) uint64 {
 // TestEtcdClusterLifecycle runs the seed's EtcdCluster on the real node in
 // a namespace that enforces the restricted Pod Security Standard, and,
 // while a writer commits sequential keys through the client Service:
-// scales 3 -> 5 -> 3, deletes a member pod, deletes a member's pod and
-// volume, kills the operator (SIGKILL) in the middle of a scale-out, and
-// upgrades 3.5 -> 3.6 with the operator killed in the middle again.
-// Afterwards every acknowledged key is present.
+// scales 3 -> 5 (paused midway: nothing changes until resumed) -> 3,
+// deletes a member pod, deletes a member's pod and volume, kills the
+// operator (SIGKILL) in the middle of a scale-out, upgrades 3.5 -> 3.6 with
+// the operator killed in the middle again and changes spec.pod; the
+// upgrade and the spec.pod change restart the members one at a time, each
+// once, the leader only after leadership moved away (rollMonitor).
+// Afterwards every acknowledged key is present, and no operation left the
+// writer without an acknowledged write for longer than writeBound. Last,
+// deleted with reclaimPolicy Retain it keeps its volumes, created again it
+// starts on them, and deleted with reclaimPolicy Delete its volumes go.
 func TestEtcdClusterLifecycle(t *testing.T) {
 	ctx := context.Background()
 	ns := testbed.Namespace(t, k8s)
@@ -261,14 +267,22 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 	_ = c.Close()
 
 	w := e.startWriter()
+	// Scale out, paused as soon as it has begun and resumed.
+	opStart := time.Now()
 	e.patchSpec(`{"size":5}`)
-	e.waitConverged("scale 3 -> 5", 5, "3.5.35", 4*time.Minute)
+	e.pauseMidScaleOut(3)
+	e.patchSpec(`{"paused":false}`)
+	e.waitConverged("scale 3 -> 5 (paused midway)", 5, "3.5.35", 4*time.Minute)
+	w.checkAvailable(t, "scale out 3 -> 5", opStart, writeBound)
+	opStart = time.Now()
 	e.patchSpec(`{"size":3}`)
 	v := e.waitConverged("scale 5 -> 3", 3, "3.5.35", 3*time.Minute)
+	w.checkAvailable(t, "scale in 5 -> 3", opStart, writeBound)
 
 	// A member pod goes away: the member restarts on its data.
 	victim := e.name + "-1"
 	id := memberID(v, victim)
+	opStart = time.Now()
 	old, err := cs.CoreV1().Pods(ns).Get(ctx, victim, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +298,7 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 		return nil
 	})
 	v = e.waitConverged("member pod deleted", 3, "3.5.35", 3*time.Minute)
+	w.checkAvailable(t, "member pod deleted", opStart, writeBound)
 	if memberID(v, victim) != id {
 		t.Errorf("%s came back as member %x, want %x (same data)", victim, memberID(v, victim), id)
 	}
@@ -291,6 +306,7 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 	// A member loses pod and volume: it is replaced by a new member.
 	victim = e.name + "-0"
 	id = memberID(v, victim)
+	opStart = time.Now()
 	if err := cs.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -310,12 +326,14 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 		return nil
 	})
 	v = e.waitConverged("member pod and volume deleted", 3, "3.5.35", 4*time.Minute)
+	w.checkAvailable(t, "member pod and volume deleted", opStart, writeBound)
 	if memberID(v, victim) == 0 || memberID(v, victim) == id {
 		t.Errorf("%s must rejoin as a new member: old ID %x, new %x", victim, id, memberID(v, victim))
 	}
 
 	// SIGKILL the operator in the middle of a scale-out: once etcd lists the
 	// fourth member, before it has started.
+	opStart = time.Now()
 	e.patchSpec(`{"size":4}`)
 	testbed.Eventually(t, 2*time.Minute, "a fourth member added", func() error {
 		v, err := e.view(ctx)
@@ -329,10 +347,21 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 	})
 	operator.KillManager(t)
 	e.waitConverged("scale 3 -> 4 across an operator kill", 4, "3.5.35", 4*time.Minute)
+	w.checkAvailable(t, "scale out 3 -> 4 across an operator kill", opStart, writeBound)
+	opStart = time.Now()
 	e.patchSpec(`{"size":3}`)
 	e.waitConverged("scale 4 -> 3", 3, "3.5.35", 3*time.Minute)
+	w.checkAvailable(t, "scale in 4 -> 3", opStart, writeBound)
 
-	// Upgrade 3.5 -> 3.6, killing the operator once a member runs 3.6.
+	// Upgrade 3.5 -> 3.6, killing the operator once a member runs 3.6,
+	// watched by the roll monitor: one member at a time, each once, the
+	// leader only after leadership moved away.
+	uids, err := e.podUIDs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roll := e.startRollMonitor()
+	opStart = time.Now()
 	e.patchSpec(`{"version":"3.6.16"}`)
 	testbed.Eventually(t, 3*time.Minute, "first member upgraded", func() error {
 		v, err := e.view(ctx)
@@ -348,6 +377,11 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 	})
 	operator.KillManager(t)
 	e.waitConverged("upgrade 3.5.35 -> 3.6.16 across an operator kill", 3, "3.6.16", 5*time.Minute)
+	roll.finish(t, "upgrade", uids)
+	w.checkAvailable(t, "upgrade 3.5.35 -> 3.6.16", opStart, writeBound)
+
+	// A change under spec.pod restarts the members the same way.
+	e.rollPodSpec(w, 3, "3.6.16")
 	w.finish(t)
 
 	// Bad input is rejected with its message and changes nothing.
@@ -364,7 +398,7 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 			t.Errorf("spec %s: got %v, want an error containing %q", bad.spec, err, bad.want)
 		}
 	}
-	e.waitConverged("after rejected changes", 3, "3.6.16", time.Minute)
+	v = e.waitConverged("after rejected changes", 3, "3.6.16", time.Minute)
 
 	// A healthy cluster costs no operator writes: over more than one health
 	// check interval (30 s) neither the EtcdCluster nor its objects change.
@@ -374,21 +408,5 @@ func TestEtcdClusterLifecycle(t *testing.T) {
 		t.Errorf("objects changed while the cluster was healthy and idle:\n%s\n->\n%s", before, after)
 	}
 
-	// Deleting the EtcdCluster (reclaimPolicy Retain, the default) takes
-	// its pods and Services and keeps its data.
-	if err := k8s.Delete(ctx, &etcdv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: e.name}}); err != nil {
-		t.Fatal(err)
-	}
-	e.endpoint = ""
-	testbed.Eventually(t, 2*time.Minute, "pods garbage collected", func() error {
-		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "etcd.opsmith.io/cluster=" + e.name})
-		if err != nil || len(pods.Items) != 0 {
-			return fmt.Errorf("%d pods left (%v)", len(pods.Items), err)
-		}
-		return nil
-	})
-	pvcs, err = cs.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{LabelSelector: "etcd.opsmith.io/cluster=" + e.name})
-	if err != nil || len(pvcs.Items) != 3 {
-		t.Errorf("after deleting the EtcdCluster %d volumes are left (%v), want its 3 kept", len(pvcs.Items), err)
-	}
+	e.reclaim(v, w)
 }

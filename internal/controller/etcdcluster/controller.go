@@ -93,11 +93,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if !ec.DeletionTimestamp.IsZero() {
 		return reconcile.Result{}, nil
 	}
-	// A blocked Service or PodDisruptionBudget does not stop the members'
-	// care: it is reported in status, and retried when retrying may help.
-	blocked, servicesErr := apply.Split(r.ensureServices(ctx, ec))
-	if servicesErr != nil && blocked == nil {
-		return reconcile.Result{}, servicesErr
+	// Paused: nothing but the status is written (no Service, volume or
+	// pod), whatever the spec says.
+	var blocked *apply.BlockedError
+	var servicesErr error
+	if !ec.Spec.Paused {
+		// A blocked Service or PodDisruptionBudget does not stop the
+		// members' care: it is reported in status, and retried when
+		// retrying may help.
+		blocked, servicesErr = apply.Split(r.ensureServices(ctx, ec))
+		if servicesErr != nil && blocked == nil {
+			return reconcile.Result{}, servicesErr
+		}
 	}
 
 	w, err := r.observe(ctx, ec)
@@ -105,14 +112,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	defer w.close()
-	action := etcd.Plan(int(ec.Spec.Size), w.obs, Naming(ec))
+	action := waitForReadyPods(w, etcd.Plan(int(ec.Spec.Size), w.obs, Naming(ec)))
 	res := reconcile.Result{RequeueAfter: requeueHealth}
 	var stepErr error
 	if !ec.Spec.Paused {
 		res, stepErr = r.step(ctx, ec, w, action)
-	}
-	if err := r.syncVolumeOwners(ctx, ec, w); err != nil && stepErr == nil {
-		stepErr = err
+		if err := r.syncVolumeOwners(ctx, ec, w); err != nil && stepErr == nil {
+			stepErr = err
+		}
 	}
 	// A member pod or volume the API server refused is reported like a
 	// blocked Service (the Services' block, found first, wins), and

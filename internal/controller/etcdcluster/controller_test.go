@@ -256,7 +256,7 @@ func TestReclaimPolicy(t *testing.T) {
 	})
 }
 
-// TestPaused: a paused cluster gets no pods or volumes, and says so.
+// TestPaused: a paused cluster gets no pods, volumes or Services, and says so.
 func TestPaused(t *testing.T) {
 	ns := restrictedNamespace(t)
 	ec := &etcdv1alpha1.EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "paused"},
@@ -276,6 +276,15 @@ func TestPaused(t *testing.T) {
 	var pvcs corev1.PersistentVolumeClaimList
 	if err := suite.Client.List(context.Background(), &pvcs, client.InNamespace(ns)); err != nil || len(pvcs.Items) != 0 {
 		t.Errorf("paused cluster got %d volumes (%v)", len(pvcs.Items), err)
+	}
+	// Nothing else either: paused writes only the status.
+	var svcs corev1.ServiceList
+	if err := suite.Client.List(context.Background(), &svcs, client.InNamespace(ns)); err != nil || len(svcs.Items) != 0 {
+		t.Errorf("paused cluster got %d Services (%v)", len(svcs.Items), err)
+	}
+	var pods corev1.PodList
+	if err := suite.Client.List(context.Background(), &pods, client.InNamespace(ns)); err != nil || len(pods.Items) != 0 {
+		t.Errorf("paused cluster got %d pods (%v)", len(pods.Items), err)
 	}
 }
 
