@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -130,6 +131,9 @@ type Suite struct {
 	CRDDirs []string
 	Cluster *testbed.Cluster
 	Client  client.Client
+
+	mu   sync.Mutex
+	stop func() // stops the shared manager; nil while it is paused
 }
 
 // Main is the body of TestMain for a Suite.
@@ -150,11 +154,48 @@ func (s *Suite) Main(m *testing.M) int {
 				return err
 			}
 		}
-		stop, err := Start(ctx, c.Config, s.Options, nil)
-		if err != nil {
+		if err := s.startShared(ctx); err != nil {
 			return err
 		}
-		c.OnStop(stop)
+		c.OnStop(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.stop != nil {
+				s.stop()
+				s.stop = nil
+			}
+		})
 		return nil
+	})
+}
+
+func (s *Suite) startShared(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stop, err := Start(ctx, s.Cluster.Config, s.Options, nil)
+	if err != nil {
+		return err
+	}
+	s.stop = stop
+	return nil
+}
+
+// PauseShared stops the shared manager until the test ends, so that only
+// a manager of the test's own reconciles its objects. Tests that pause it
+// must not run in parallel with others of the package.
+func (s *Suite) PauseShared(t *testing.T) {
+	t.Helper()
+	s.mu.Lock()
+	stop := s.stop
+	s.stop = nil
+	s.mu.Unlock()
+	if stop == nil {
+		t.Fatal("the shared manager is not running")
+	}
+	stop()
+	t.Cleanup(func() {
+		if err := s.startShared(context.Background()); err != nil {
+			t.Fatalf("restarting the shared manager: %v", err)
+		}
 	})
 }

@@ -585,7 +585,7 @@ func TestStatusSettlingWithinDelayIsWrittenOnce(t *testing.T) {
 	ns := testbed.Namespace(t, suite.Client)
 	delay := manager.DefaultOptions().StatusProgressDelay
 	clock := newFakeClock()
-	pauseSharedManager(t)
+	suite.PauseShared(t)
 	startPacedManager(t, ns, &apply.Pacer{Delay: delay, Now: clock.Now})
 
 	writes := statusWrites(t, ns, "quick")
