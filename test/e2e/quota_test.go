@@ -94,9 +94,13 @@ func TestQuotaScope(t *testing.T) {
 	}
 
 	// A pod of the microservice PriorityClass is held to the quota.
-	claimer := other.DeepCopy()
-	claimer.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: "claims-the-class"}
-	claimer.Spec.PriorityClassName = microservicedeploy.PriorityClassName
+	claimer := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "claims-the-class"},
+		Spec: corev1.PodSpec{
+			PriorityClassName: microservicedeploy.PriorityClassName,
+			Containers:        []corev1.Container{{Name: "c", Image: "registry.local/other:1"}},
+		},
+	}
 	err := k8s.Create(ctx, claimer)
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "must specify") {
 		t.Errorf("a pod of the microservice PriorityClass without limits: %v, want refused by the quota", err)
