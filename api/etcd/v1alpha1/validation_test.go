@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"opsmith.io/opsmith/api/common"
 	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
 	"opsmith.io/opsmith/test/testbed"
 )
@@ -89,25 +90,25 @@ func TestEtcdClusterCreateAdmission(t *testing.T) {
 		{name: "repository with a tab", mutate: func(e *etcdv1alpha1.EtcdCluster) { e.Spec.Repository = "\tquay.io/coreos/etcd" },
 			wantErr: []string{"spec.repository", "repository must not contain whitespace"}},
 		{name: "pod resources", mutate: func(e *etcdv1alpha1.EtcdCluster) {
-			e.Spec.Pod.Resources = corev1.ResourceRequirements{
+			e.Spec.Pod.Resources = common.ResourceRequirements{
 				Requests: corev1.ResourceList{"cpu": resource.MustParse("500m"), "memory": resource.MustParse("512Mi")},
 				Limits:   corev1.ResourceList{"memory": resource.MustParse("1Gi")},
 			}
 		}},
 		{name: "pod requests above limits", mutate: func(e *etcdv1alpha1.EtcdCluster) {
-			e.Spec.Pod.Resources = corev1.ResourceRequirements{
+			e.Spec.Pod.Resources = common.ResourceRequirements{
 				Requests: corev1.ResourceList{"memory": resource.MustParse("2Gi")},
 				Limits:   corev1.ResourceList{"memory": resource.MustParse("1Gi")},
 			}
 		}, wantErr: []string{"spec.pod.resources", "requests.memory must not exceed limits.memory"}},
 		{name: "negative pod limit", mutate: func(e *etcdv1alpha1.EtcdCluster) {
-			e.Spec.Pod.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{"cpu": resource.MustParse("-1")}}
+			e.Spec.Pod.Resources = common.ResourceRequirements{Limits: corev1.ResourceList{"cpu": resource.MustParse("-1")}}
 		}, wantErr: []string{"spec.pod.resources", "limits must not be negative"}},
 		{name: "pod resource name typo", mutate: func(e *etcdv1alpha1.EtcdCluster) {
-			e.Spec.Pod.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{"memmory": resource.MustParse("1Gi")}}
+			e.Spec.Pod.Resources = common.ResourceRequirements{Requests: corev1.ResourceList{"memmory": resource.MustParse("1Gi")}}
 		}, wantErr: []string{"spec.pod.resources", "requests may name cpu, memory, ephemeral-storage"}},
 		{name: "pod resource claims", mutate: func(e *etcdv1alpha1.EtcdCluster) {
-			e.Spec.Pod.Resources = corev1.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "disk"}}}
+			e.Spec.Pod.Resources = common.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "disk"}}}
 		}, wantErr: []string{"spec.pod.resources", "claims are not supported"}},
 		{name: "scheduling", mutate: func(e *etcdv1alpha1.EtcdCluster) {
 			e.Spec.Pod.NodeSelector = map[string]etcdv1alpha1.LabelValue{"kubernetes.io/os": "linux", "disk": "", "tier": "db_1.a"}

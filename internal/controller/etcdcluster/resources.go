@@ -245,7 +245,7 @@ const podRevision = 1
 
 // PodHash is the hash of the pod spec a member of version gets.
 func PodHash(ec *etcdv1alpha1.EtcdCluster, version string) string {
-	b, err := json.Marshal(podTemplate{Image: Image(ec, version), Resources: ec.Spec.Pod.Resources, Policy: ec.Spec.Pod, Revision: podRevision})
+	b, err := json.Marshal(podTemplate{Image: Image(ec, version), Resources: corev1.ResourceRequirements(ec.Spec.Pod.Resources), Policy: ec.Spec.Pod, Revision: podRevision})
 	if err != nil {
 		panic(err) // plain data always marshals
 	}
@@ -311,7 +311,7 @@ func Pod(ec *etcdv1alpha1.EtcdCluster, member string, pvc *corev1.PersistentVolu
 				Image:     Image(ec, version),
 				Command:   []string{"/usr/local/bin/etcd"},
 				Args:      args,
-				Resources: ec.Spec.Pod.Resources,
+				Resources: corev1.ResourceRequirements(ec.Spec.Pod.Resources),
 				Ports: []corev1.ContainerPort{
 					{Name: "client", ContainerPort: clientPort, Protocol: corev1.ProtocolTCP},
 					{Name: "peer", ContainerPort: peerPort, Protocol: corev1.ProtocolTCP},
