@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"opsmith.io/opsmith/internal/apply"
 	"opsmith.io/opsmith/internal/controller/microservicedeploy"
 )
 
@@ -67,12 +68,15 @@ func TestEveryKindIsRegisteredOnce(t *testing.T) {
 			t.Errorf("%s cached %d times", typ, n)
 		}
 	}
-	for _, want := range []string{"*v1.Secret"} {
-		if seen[want] != 0 {
-			t.Errorf("%s is cached: no kind writes it", want)
-		}
-	}
-	if seen["*v1.HTTPRoute"] != 1 || seen["*v1.Pod"] != 1 || seen["*v1.Deployment"] != 1 {
+	if seen["*v1.HTTPRoute"] != 1 || seen["*v1.Pod"] != 1 || seen["*v1.Deployment"] != 1 || seen["*v1.Secret"] != 1 {
 		t.Errorf("cached types %v", seen)
+	}
+	// Every cached type holds only the objects opsmith labelled: of
+	// Secrets, the ones RedisCluster writes (its password and redis.conf),
+	// never the cluster's other Secrets.
+	for obj, by := range cached {
+		if by.Label == nil || by.Label.String() != apply.LabelManagedBy+"="+apply.ManagedByValue {
+			t.Errorf("%T cached with selector %v, want only opsmith's objects", obj, by.Label)
+		}
 	}
 }

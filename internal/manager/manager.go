@@ -27,6 +27,7 @@ import (
 	"opsmith.io/opsmith/internal/controller/appservice"
 	"opsmith.io/opsmith/internal/controller/etcdcluster"
 	"opsmith.io/opsmith/internal/controller/microservicedeploy"
+	"opsmith.io/opsmith/internal/controller/rediscluster"
 	"opsmith.io/opsmith/internal/kind"
 )
 
@@ -104,6 +105,7 @@ func kinds(o *Options) []kind.Kind {
 		appservice.Kind(),
 		etcdcluster.Kind(),
 		microservicedeploy.Kind(&o.MicroService),
+		rediscluster.Kind(),
 	}
 }
 

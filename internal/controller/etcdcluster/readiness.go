@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"opsmith.io/opsmith/internal/etcd"
+	"opsmith.io/opsmith/internal/podstatus"
 )
 
 // waitForReadyPods holds back the restart of a member in a rolling restart
@@ -24,7 +25,7 @@ func waitForReadyPods(w *world, a etcd.Action) etcd.Action {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		if p := w.pods[name]; name != a.Name && (!p.DeletionTimestamp.IsZero() || !podReady(p)) {
+		if p := w.pods[name]; name != a.Name && (!p.DeletionTimestamp.IsZero() || !podstatus.Ready(p)) {
 			return etcd.Action{Type: etcd.ActionWait, Operation: etcd.OpRestart, Name: name,
 				Reason: "waiting for the pod of member " + name + " to be Ready before restarting " + a.Name}
 		}

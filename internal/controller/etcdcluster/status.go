@@ -2,7 +2,6 @@ package etcdcluster
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +11,7 @@ import (
 	etcdv1alpha1 "opsmith.io/opsmith/api/etcd/v1alpha1"
 	"opsmith.io/opsmith/internal/apply"
 	"opsmith.io/opsmith/internal/etcd"
+	"opsmith.io/opsmith/internal/podstatus"
 )
 
 // Condition reasons.
@@ -175,71 +175,18 @@ func setProgressing(st *etcdv1alpha1.EtcdClusterStatus, ec *etcdv1alpha1.EtcdClu
 	meta.SetStatusCondition(&st.Conditions, c)
 }
 
-// maxPodProblems bounds how many pods podProblems names.
-const maxPodProblems = 3
-
-// podProblems says why member pods that are not ready are not, from what
-// their status shows: not scheduled (with the scheduler's reason, such as a
-// volume claim no volume can satisfy), a container waiting (an image that
-// cannot be pulled, a crash loop), or running without answering (not
-// ready, or ready while no member answers). It names at most
-// maxPodProblems pods, in name order; "" when no pod shows a problem. Everything in it comes from the pods' status, so it stays the
-// same from one reconcile to the next while nothing changes.
+// podProblems says why member pods that are not ready are not
+// (podstatus.Problems), a running one that etcd does not answer included.
 func podProblems(w *world) string {
-	names := make([]string, 0, len(w.pods))
-	for name := range w.pods {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	var out []string
-	for _, name := range names {
-		if why := podProblem(w.pods[name], w.obs.Reachable); why != "" {
-			out = append(out, "pod "+name+" "+why)
+	return podstatus.Problems(w.pods, func(p *corev1.Pod) string {
+		if !podstatus.Ready(p) {
+			return "is running but its member is not ready (etcd does not answer its health check)"
 		}
-	}
-	if n := len(out); n > maxPodProblems {
-		out = append(out[:maxPodProblems], fmt.Sprintf("and %d more", n-maxPodProblems))
-	}
-	return strings.Join(out, "; ")
-}
-
-func podProblem(p *corev1.Pod, reachable bool) string {
-	if !p.DeletionTimestamp.IsZero() {
+		if !w.obs.Reachable && p.Status.PodIP != "" {
+			return "is ready but etcd does not answer the operator at " + podClientURL(p.Status.PodIP)
+		}
 		return ""
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
-			return "is not scheduled: " + strings.TrimSpace(c.Message)
-		}
-	}
-	for _, cs := range p.Status.ContainerStatuses {
-		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" {
-			msg := "container " + cs.Name + " is waiting: " + w.Reason
-			if w.Message != "" {
-				msg += ": " + w.Message
-			}
-			return msg
-		}
-	}
-	if p.Status.Phase != corev1.PodRunning {
-		return ""
-	}
-	if !podReady(p) {
-		return "is running but its member is not ready (etcd does not answer its health check)"
-	}
-	if !reachable && p.Status.PodIP != "" {
-		return "is ready but etcd does not answer the operator at " + podClientURL(p.Status.PodIP)
-	}
-	return ""
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	})
 }
 
 // setDegraded: True when an invariant blocks a step, a member is unhealthy
