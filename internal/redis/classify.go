@@ -20,6 +20,8 @@ import (
 //   - LOADING: the server is loading its data set after a restart;
 //   - TRYAGAIN, CLUSTERDOWN, MASTERDOWN: the cluster is settling;
 //   - BUSY: a script or function is running;
+//   - IOERR: a MIGRATE that timed out talking to its target; any of
+//     these passed on by MIGRATE from its target;
 //   - "ERR Unknown node": a REPLICATE names a master that gossip has not
 //     told the member about yet.
 //
@@ -47,7 +49,9 @@ func Retryable(err error) bool {
 	if !ok {
 		return false
 	}
-	for _, prefix := range []string{"LOADING ", "TRYAGAIN ", "CLUSTERDOWN ", "MASTERDOWN ", "BUSY ", "ERR Unknown node"} {
+	// MIGRATE passes its target's refusal on.
+	msg = strings.TrimPrefix(msg, "ERR Target instance replied with error: ")
+	for _, prefix := range []string{"LOADING ", "TRYAGAIN ", "CLUSTERDOWN ", "MASTERDOWN ", "BUSY ", "ERR Unknown node", "IOERR "} {
 		if strings.HasPrefix(msg, prefix) {
 			return true
 		}

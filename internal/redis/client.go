@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -83,8 +84,9 @@ func (c *Client) forget(keep map[string]bool) {
 }
 
 // Observe asks every member (name -> address) at once for CLUSTER
-// NODES, CLUSTER INFO, INFO replication and INFO server, and merges the
-// answers. A member that does not answer has a View with Err set.
+// NODES, CLUSTER INFO, INFO replication, INFO server and INFO keyspace,
+// and merges the answers. A member that does not answer has a View with
+// Err set.
 func (c *Client) Observe(ctx context.Context, members map[string]Endpoint) Observed {
 	keep := map[string]bool{}
 	views := make([]View, 0, len(members))
@@ -109,10 +111,10 @@ func (c *Client) View(ctx context.Context, member string, e Endpoint) View {
 	v := View{Member: member, Endpoint: e}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	var nodes, info, repl, server *goredis.StringCmd
+	var nodes, info, repl, server, keyspace *goredis.StringCmd
 	_, err := c.conn(e.Addr()).Pipelined(ctx, func(p goredis.Pipeliner) error {
 		nodes, info = p.ClusterNodes(ctx), p.ClusterInfo(ctx)
-		repl, server = p.Info(ctx, "replication"), p.Info(ctx, "server")
+		repl, server, keyspace = p.Info(ctx, "replication"), p.Info(ctx, "server"), p.Info(ctx, "keyspace")
 		return nil
 	})
 	if err != nil {
@@ -121,7 +123,9 @@ func (c *Client) View(ctx context.Context, member string, e Endpoint) View {
 	}
 	if v.Nodes, err = ParseClusterNodes(nodes.Val()); err == nil {
 		if v.Info, err = ParseClusterInfo(info.Val()); err == nil {
-			v.Replication, err = ParseReplication(repl.Val())
+			if v.Replication, err = ParseReplication(repl.Val()); err == nil {
+				v.Keys, err = ParseKeyspace(keyspace.Val())
+			}
 		}
 	}
 	if err != nil {
@@ -131,18 +135,36 @@ func (c *Client) View(ctx context.Context, member string, e Endpoint) View {
 	return v
 }
 
-// Execute sends the command of a to its member: CLUSTER MEET, ADDSLOTS
-// or REPLICATE. Wait and None do nothing. Nothing of the answer is
-// returned: the next observation shows what changed, as it would after a
-// restart of the caller. Errors name the command and the member;
-// Retryable tells those that go away by themselves.
+// ErrCallerAction is what Execute returns for an action the caller
+// carries out itself (ActionRemove: deleting a member's pod and volume).
+var ErrCallerAction = errors.New("the caller carries this action out itself")
+
+// Execute sends the commands of a to its member(s): CLUSTER MEET,
+// ADDSLOTS, REPLICATE, SET-CONFIG-EPOCH, FAILOVER, FORGET, or the
+// sequence of a slot migration. Wait and None do nothing; Remove returns
+// ErrCallerAction. Nothing of the answer is returned: the next
+// observation shows what changed, as it would after a restart of the
+// caller. Errors name the command and the member; Retryable tells those
+// that go away by themselves. Every command has the client's Timeout; a
+// migration is a bounded number of them.
 func (c *Client) Execute(ctx context.Context, a Action) error {
+	switch a.Type {
+	case ActionNone, ActionWait:
+		return nil
+	case ActionRemove:
+		return fmt.Errorf("removing %s: %w", a.Member, ErrCallerAction)
+	case ActionMigrateSlots:
+		return c.migrateSlots(ctx, a, MigrateKeysPerAction)
+	case ActionForget:
+		return c.forgetNode(ctx, a)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	if a.Type == ActionNone || a.Type == ActionWait {
-		return nil
-	}
-	conn := c.conn(a.Addr.Addr())
+	return c.send(ctx, c.conn(a.Addr.Addr()), a)
+}
+
+// send executes the actions of a single command (or one per peer).
+func (c *Client) send(ctx context.Context, conn *goredis.Client, a Action) error {
 	switch a.Type {
 	case ActionMeet:
 		for _, peer := range a.Peers {
@@ -151,15 +173,7 @@ func (c *Client) Execute(ctx context.Context, a Action) error {
 			}
 		}
 	case ActionAddSlots:
-		var slots []int
-		for _, r := range a.Slots {
-			for s := r.Start; s <= r.End; s++ {
-				slots = append(slots, s)
-			}
-		}
-		if err := conn.ClusterAddSlots(ctx, slots...).Err(); err != nil {
-			return fmt.Errorf("CLUSTER ADDSLOTS %s on %s at %s: %w", FormatSlots(a.Slots), a.Member, a.Addr.Addr(), err)
-		}
+		return addSlots(ctx, conn, a)
 	case ActionReplicate:
 		if len(a.Peers) != 1 {
 			return fmt.Errorf("replicating on %s: %d masters named, want 1", a.Member, len(a.Peers))
@@ -168,8 +182,30 @@ func (c *Client) Execute(ctx context.Context, a Action) error {
 		if err := conn.ClusterReplicate(ctx, m.ID).Err(); err != nil {
 			return fmt.Errorf("CLUSTER REPLICATE %s (%s) on %s at %s: %w", m.ID, m.Member, a.Member, a.Addr.Addr(), err)
 		}
+	case ActionSetConfigEpoch:
+		if err := conn.Do(ctx, "CLUSTER", "SET-CONFIG-EPOCH", a.Epoch).Err(); err != nil {
+			return fmt.Errorf("CLUSTER SET-CONFIG-EPOCH %d on %s at %s: %w", a.Epoch, a.Member, a.Addr.Addr(), err)
+		}
+	case ActionFailover:
+		if err := conn.ClusterFailover(ctx).Err(); err != nil {
+			return fmt.Errorf("CLUSTER FAILOVER on %s at %s: %w", a.Member, a.Addr.Addr(), err)
+		}
 	default:
 		return fmt.Errorf("executing %s on %s: not an action this client knows", a.Type, a.Member)
+	}
+	return nil
+}
+
+// addSlots sends CLUSTER ADDSLOTS of a's slots to its member.
+func addSlots(ctx context.Context, conn *goredis.Client, a Action) error {
+	var slots []int
+	for _, r := range a.Slots {
+		for s := r.Start; s <= r.End; s++ {
+			slots = append(slots, s)
+		}
+	}
+	if err := conn.ClusterAddSlots(ctx, slots...).Err(); err != nil {
+		return fmt.Errorf("CLUSTER ADDSLOTS %s on %s at %s: %w", FormatSlots(a.Slots), a.Member, a.Addr.Addr(), err)
 	}
 	return nil
 }

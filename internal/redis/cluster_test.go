@@ -39,6 +39,19 @@ func TestBootstrapAndRestartOnNewAddresses(t *testing.T) {
 		time.Since(start).Round(time.Millisecond), l.countActions(ActionMeet, ""), l.meets(), l.countActions(ActionAddSlots, ""),
 		l.countActions(ActionReplicate, ""), joinWaits(l.waits))
 	l.expectConverged(o)
+	if n := l.countActions(ActionSetConfigEpoch, OpBootstrap); n != 6 {
+		t.Errorf("%d SetConfigEpoch actions, want one per member: %v", n, l.actions)
+	}
+	epochs := map[uint64]string{}
+	for name, v := range o.Views { // a replica's line shows its master's epoch
+		if e := v.Myself().ConfigEpoch; !v.Myself().Master {
+			continue
+		} else if epochs[e] != "" {
+			t.Errorf("%s and %s have config epoch %d", name, epochs[e], e)
+		} else {
+			epochs[e] = name
+		}
+	}
 	// Every pair met once at most, in at most 5 steps.
 	if n := l.countActions(ActionMeet, OpBootstrap); n < 1 || n > 5 || l.meets() > 15 || l.countActions(ActionMeet, OpRemeet) != 0 {
 		t.Errorf("bootstrap meets: %v", l.actions)

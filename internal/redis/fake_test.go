@@ -31,6 +31,37 @@ type fakeMember struct {
 	offset      int64
 	state       string // cluster_state
 	unreachable bool
+	epoch       uint64 // config epoch
+	keys        int64
+	// migrating and importing: slot -> member name.
+	migrating, importing map[int]string
+	// gone: the node answers no more (no view), its peers still list it.
+	gone bool
+	// hostname overrides the name the node announces.
+	hostname string
+}
+
+// add starts member name as a fresh node that every other one has met,
+// cluster_state ok (as a new pod of a scale-out once met).
+func (f *fakeCluster) add(name string) {
+	ep := Endpoint{IP: "10.0.1." + strconv.Itoa(len(f.members)+1), Port: 6379}
+	f.members[name] = &fakeMember{id: fakeID(name), ep: ep, state: "ok", epoch: 0}
+	f.d.Members[name] = ep
+	f.known[name], f.flags[name], f.hidden[name] = map[string]Endpoint{}, map[string]string{}, map[string]bool{}
+	f.meetAll(name)
+}
+
+// ghost adds a node no member is: the old node of member (its old ID,
+// known to every member), flagged flag ("" for none) by all.
+func (f *fakeCluster) ghost(name, member, flag string) {
+	f.members[name] = &fakeMember{id: fakeID(name), ep: f.members[member].ep, gone: true, hostname: member, state: "ok"}
+	f.known[name], f.flags[name], f.hidden[name] = map[string]Endpoint{}, map[string]string{}, map[string]bool{}
+	for viewer := range f.d.Members {
+		f.known[viewer][name] = f.members[name].ep
+		if flag != "" {
+			f.flags[viewer][name] = flag
+		}
+	}
 }
 
 func fakeID(name string) string { return fmt.Sprintf("%040x", []byte(name)) }
@@ -42,7 +73,7 @@ func freshCluster(shards, replicas int) *fakeCluster {
 		hidden: map[string]map[string]bool{}, handshakes: map[string][]Endpoint{}}
 	for i, name := range f.d.MemberNames() {
 		ep := Endpoint{IP: "10.0.0." + strconv.Itoa(i+1), Port: 6379}
-		f.members[name] = &fakeMember{id: fakeID(name), ep: ep, state: "fail"}
+		f.members[name] = &fakeMember{id: fakeID(name), ep: ep, state: "fail", epoch: uint64(i) + 1}
 		f.d.Members[name] = ep
 		f.known[name], f.flags[name], f.hidden[name] = map[string]Endpoint{}, map[string]string{}, map[string]bool{}
 	}
@@ -98,15 +129,30 @@ func (f *fakeCluster) moveAll() {
 func (f *fakeCluster) observed() Observed {
 	var views []View
 	for name, m := range f.members {
+		if m.gone {
+			continue
+		}
 		v := View{Member: name, Endpoint: m.ep}
 		if m.unreachable {
 			v.Err = errors.New("dial tcp " + m.ep.Addr() + ": connect: connection refused")
 			views = append(views, v)
 			continue
 		}
-		v.ID, v.Info.State = m.id, m.state
+		v.ID, v.Info.State, v.Keys = m.id, m.state, m.keys
 		me := f.node(name, name, m.ep)
 		me.Myself = true
+		for slot, peer := range m.migrating {
+			if me.Migrating == nil {
+				me.Migrating = map[int]string{}
+			}
+			me.Migrating[slot] = f.members[peer].id
+		}
+		for slot, peer := range m.importing {
+			if me.Importing == nil {
+				me.Importing = map[int]string{}
+			}
+			me.Importing[slot] = f.members[peer].id
+		}
 		v.Nodes = append(v.Nodes, me)
 		for peer, ep := range f.known[name] {
 			v.Nodes = append(v.Nodes, f.node(name, peer, ep))
@@ -129,7 +175,10 @@ func (f *fakeCluster) observed() Observed {
 // node is peer as viewer sees it, at ep.
 func (f *fakeCluster) node(viewer, peer string, ep Endpoint) Node {
 	m := f.members[peer]
-	n := Node{ID: m.id, Endpoint: ep, Hostname: peer, Connected: true}
+	n := Node{ID: m.id, Endpoint: ep, Hostname: peer, Connected: true, ConfigEpoch: m.epoch}
+	if m.hostname != "" {
+		n.Hostname = m.hostname
+	}
 	if m.master == "" {
 		n.Master = true
 		if !f.hidden[viewer][peer] {
@@ -143,6 +192,8 @@ func (f *fakeCluster) node(viewer, peer string, ep Endpoint) Node {
 		n.PFail, n.Connected = true, false
 	case "fail":
 		n.Fail, n.Connected = true, false
+	case "noaddr":
+		n.NoAddr, n.Connected = true, false
 	case "disconnected":
 		n.Connected = false
 	}

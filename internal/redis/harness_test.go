@@ -43,31 +43,97 @@ type localCluster struct {
 	waits   []string
 	// handshake is a CLUSTER NODES answer seen with a node in handshake.
 	handshake string
+	// args are further redis-server options of every member.
+	args []string
+	// execTime sums the time Execute took per action type; observeTime
+	// the time of the observations.
+	execTime    map[ActionType]time.Duration
+	observeTime time.Duration
+	// migrationStart is when the first MigrateSlots was executed.
+	migrationStart time.Time
+	// removed are the members an ActionRemove deleted, with their last
+	// node IDs.
+	removed map[string]string
 }
 
-func newLocalCluster(t *testing.T, shards, replicas int) *localCluster {
+func newLocalCluster(t *testing.T, shards, replicas int, args ...string) *localCluster {
 	t.Helper()
 	bin := hostproc.RequireRedisServer(t)
 	l := &localCluster{t: t, g: hostproc.NewGroup(t), bin: bin, dir: t.TempDir(),
 		d:       Desired{Name: "rc", Shards: shards, ReplicasPerShard: replicas, Members: map[string]Endpoint{}},
-		servers: map[string]*hostproc.RedisServer{}, c: NewClient(Options{Password: testPassword})}
+		servers: map[string]*hostproc.RedisServer{}, c: NewClient(Options{Password: testPassword}), args: args,
+		removed: map[string]string{}, execTime: map[ActionType]time.Duration{}}
 	t.Cleanup(func() { _ = l.c.Close() })
 	t.Logf("redis-server %s from %s", bin.Version, bin.Source)
 	for _, name := range l.d.MemberNames() {
-		s, err := hostproc.StartRedis(l.g, bin, hostproc.RedisOptions{
-			Name: name, Dir: filepath.Join(l.dir, name), Cluster: true, Password: testPassword,
-			Args: []string{"--appendonly", "yes", "--appendfsync", "always", "--save", "",
-				"--cluster-announce-hostname", name,
-				// A replica's full sync starts at once, not after 5 s.
-				"--repl-diskless-sync-delay", "0"},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.servers[name] = s
-		l.d.Members[name] = Endpoint{IP: "127.0.0.1", Port: s.Port, BusPort: s.ClusterPort}
+		l.startMember(name)
 	}
 	return l
+}
+
+// startMember starts member name on a fresh data directory, as a new pod
+// with a new volume.
+func (l *localCluster) startMember(name string) {
+	l.t.Helper()
+	s, err := hostproc.StartRedis(l.g, l.bin, hostproc.RedisOptions{
+		Name: name, Dir: filepath.Join(l.dir, name), Cluster: true, Password: testPassword,
+		Args: append([]string{"--appendonly", "yes", "--appendfsync", "always", "--save", "",
+			"--cluster-announce-hostname", name,
+			// A replica's full sync starts at once, not after 5 s.
+			"--repl-diskless-sync-delay", "0"}, l.args...),
+	})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.servers[name] = s
+	l.d.Members[name] = Endpoint{IP: "127.0.0.1", Port: s.Port, BusPort: s.ClusterPort}
+}
+
+// resize changes the desired shape and starts the members it adds; the
+// members beyond it keep running until the planner removes them.
+func (l *localCluster) resize(shards, replicas int) {
+	l.t.Helper()
+	l.d.Shards, l.d.ReplicasPerShard = shards, replicas
+	for _, name := range l.d.MemberNames() {
+		if _, ok := l.servers[name]; !ok {
+			l.startMember(name)
+		}
+	}
+}
+
+// removeMember does what the controller does for an ActionRemove: it
+// deletes the member's pod (the process, killed) and volume (its data
+// directory), and drops it from Members.
+func (l *localCluster) removeMember(name string) {
+	l.t.Helper()
+	if !l.d.Leaving(name) {
+		l.t.Fatalf("Remove of %s, a member of the shape %d x %d", name, l.d.Shards, l.d.ReplicasPerShard)
+	}
+	s := l.servers[name]
+	l.removed[name] = strings.TrimSpace(l.rawOr(name, "", "CLUSTER", "MYID"))
+	s.Kill()
+	if err := os.RemoveAll(s.Dir); err != nil {
+		l.t.Fatal(err)
+	}
+	delete(l.servers, name)
+	delete(l.d.Members, name)
+}
+
+// wipe kills member name, deletes its data directory and starts it again
+// on the same ports: a pod that came back on a new, empty volume.
+func (l *localCluster) wipe(name string) {
+	l.t.Helper()
+	s := l.servers[name]
+	s.Kill()
+	if err := os.RemoveAll(s.Dir); err != nil {
+		l.t.Fatal(err)
+	}
+	if err := os.MkdirAll(s.Dir, 0o750); err != nil {
+		l.t.Fatal(err)
+	}
+	if err := s.Restart(time.Second); err != nil {
+		l.t.Fatal(err)
+	}
 }
 
 // restartAllOnNewPorts kills every member at once with SIGKILL and starts
@@ -109,7 +175,9 @@ func (l *localCluster) converge(timeout time.Duration) Observed {
 	deadline := time.Now().Add(timeout)
 	var last Action
 	for time.Now().Before(deadline) {
+		t0 := time.Now()
 		o := l.c.Observe(ctx, l.d.Members)
+		l.observeTime += time.Since(t0)
 		l.checkInvariants(o)
 		a := Plan(l.d, o)
 		last = a
@@ -123,7 +191,15 @@ func (l *localCluster) converge(timeout time.Duration) Observed {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		if err := l.c.Execute(ctx, a); err != nil {
+		if a.Type == ActionRemove {
+			l.removeMember(a.Member)
+			l.actions = append(l.actions, a)
+			continue
+		}
+		t0 = time.Now()
+		err := l.c.Execute(ctx, a)
+		l.execTime[a.Type] += time.Since(t0)
+		if err != nil {
 			if !Retryable(err) {
 				l.t.Fatalf("%s: %v", a, err)
 			}
@@ -142,18 +218,20 @@ func (l *localCluster) converge(timeout time.Duration) Observed {
 	return Observed{}
 }
 
-// checkInvariants: every replica replicates another member of its own
-// shard, never a node of its own member or of another shard.
+// checkInvariants: every replica of the shape replicates another member
+// of its own shard, never a node of its own member or of another shard.
+// (A leaving master that gave its last slot away becomes a replica of the
+// node that took it, by Redis' replica migration.)
 func (l *localCluster) checkInvariants(o Observed) {
 	l.t.Helper()
 	for name, v := range o.Views {
 		me := v.Myself()
-		if !v.Reachable() || !me.Replica {
+		if !v.Reachable() || !me.Replica || l.d.Leaving(name) {
 			continue
 		}
 		master := o.Nodes[me.MasterID].Member
-		s, _, _ := l.d.ShardOf(name)
-		ms, _, ok := l.d.ShardOf(master)
+		s, _, _ := l.d.parseMember(name)
+		ms, _, ok := l.d.parseMember(master)
 		if master == name || !ok || ms != s {
 			l.t.Errorf("%s (shard %d) replicates %s (%q)", name, s, me.MasterID, master)
 		}
@@ -163,14 +241,27 @@ func (l *localCluster) checkInvariants(o Observed) {
 // raw is the answer of one command on member name, as text.
 func (l *localCluster) raw(name string, args ...any) string {
 	l.t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: l.servers[name].Addr, Password: testPassword, Protocol: 2,
-		DisableIdentity: true, MaxRetries: -1})
-	defer func() { _ = c.Close() }()
-	out, err := c.Do(context.Background(), args...).Text()
+	out, err := l.rawErr(name, args...)
 	if err != nil {
 		l.t.Fatalf("%v on %s: %v", args, name, err)
 	}
 	return out
+}
+
+// rawOr is raw, or def when the command fails.
+func (l *localCluster) rawOr(name, def string, args ...any) string {
+	out, err := l.rawErr(name, args...)
+	if err != nil {
+		return def
+	}
+	return out
+}
+
+func (l *localCluster) rawErr(name string, args ...any) (string, error) {
+	c := goredis.NewClient(&goredis.Options{Addr: l.servers[name].Addr, Password: testPassword, Protocol: 2,
+		DisableIdentity: true, MaxRetries: -1})
+	defer func() { _ = c.Close() }()
+	return c.Do(context.Background(), args...).Text()
 }
 
 // writeFixture saves what a real server answered as testdata/name when

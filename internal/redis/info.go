@@ -136,6 +136,27 @@ func parseReplicaLink(v string) (ReplicaLink, error) {
 	return l, nil
 }
 
+// ParseKeyspace reads the number of keys, summed over the databases,
+// from the answer of INFO keyspace (db0:keys=12,expires=0,avg_ttl=0).
+func ParseKeyspace(out string) (int64, error) {
+	var total int64
+	for k, v := range infoFields(out) {
+		if !strings.HasPrefix(k, "db") {
+			continue
+		}
+		for part := range strings.SplitSeq(v, ",") {
+			if n, ok := strings.CutPrefix(part, "keys="); ok {
+				keys, err := strconv.ParseInt(n, 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("parsing INFO keyspace: %s=%q: %w", k, v, err)
+				}
+				total += keys
+			}
+		}
+	}
+	return total, nil
+}
+
 // ParseServerVersion reads redis_version from the answer of INFO server.
 func ParseServerVersion(out string) string { return infoFields(out)["redis_version"] }
 

@@ -38,8 +38,18 @@ func (d Desired) MemberNames() []string {
 }
 
 // ShardOf returns the shard and replica index of the member name, and
-// false when it is no member of d.
+// false when it is no member of d's shape.
 func (d Desired) ShardOf(member string) (shard, replica int, ok bool) {
+	shard, replica, ok = d.parseMember(member)
+	if !ok || shard >= d.Shards || replica > d.ReplicasPerShard {
+		return 0, 0, false
+	}
+	return shard, replica, true
+}
+
+// parseMember reads the shard and replica index of a name Name-s-r,
+// whatever d's shape.
+func (d Desired) parseMember(member string) (shard, replica int, ok bool) {
 	rest, found := strings.CutPrefix(member, d.Name+"-")
 	if !found {
 		return 0, 0, false
@@ -47,11 +57,38 @@ func (d Desired) ShardOf(member string) (shard, replica int, ok bool) {
 	s, r, found := strings.Cut(rest, "-")
 	shard, err1 := strconv.Atoi(s)
 	replica, err2 := strconv.Atoi(r)
-	if !found || err1 != nil || err2 != nil || MemberName(d.Name, shard, replica) != member ||
-		shard >= d.Shards || replica > d.ReplicasPerShard {
+	if !found || err1 != nil || err2 != nil || MemberName(d.Name, shard, replica) != member {
 		return 0, 0, false
 	}
 	return shard, replica, true
+}
+
+// Leaving reports whether member is named as a member of the cluster but
+// lies beyond d's shape: a shard >= Shards or a replica index >
+// ReplicasPerShard (a pod still running during a scale-in).
+func (d Desired) Leaving(member string) bool {
+	s, r, ok := d.parseMember(member)
+	return ok && (s >= d.Shards || r > d.ReplicasPerShard)
+}
+
+// LeavingMembers lists the members of d.Members beyond d's shape, shard
+// by shard, replica 0 first.
+func (d Desired) LeavingMembers() []string {
+	var out []string
+	for name := range d.Members {
+		if d.Leaving(name) {
+			out = append(out, name)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		as, ar, _ := d.parseMember(a)
+		bs, br, _ := d.parseMember(b)
+		if as != bs {
+			return as - bs
+		}
+		return ar - br
+	})
+	return out
 }
 
 // Validate reports what makes d impossible to plan for.
@@ -63,6 +100,11 @@ func (d Desired) Validate() error {
 		return fmt.Errorf("%d shards: want 1 to %d", d.Shards, NumSlots)
 	case d.ReplicasPerShard < 0:
 		return fmt.Errorf("%d replicas per shard: want 0 or more", d.ReplicasPerShard)
+	}
+	for name := range d.Members {
+		if _, _, ok := d.parseMember(name); !ok {
+			return fmt.Errorf("member %q is not named %s-<shard>-<replica>", name, d.Name)
+		}
 	}
 	return nil
 }
@@ -82,6 +124,9 @@ type View struct {
 	Nodes       []Node
 	Info        ClusterInfo
 	Replication Replication
+	// Keys is the number of keys the member holds (INFO keyspace, every
+	// database).
+	Keys int64
 }
 
 // Reachable reports whether the member answered.

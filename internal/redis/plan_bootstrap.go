@@ -18,8 +18,9 @@ import (
 // peers flag it failing (cluster-node-timeout).
 func (p *planner) meet() (Action, bool) {
 	pending := ""
-	for i, a := range p.up {
-		act, inHandshake := p.meetsOf(i, a)
+	list := p.meetable()
+	for i, a := range list {
+		act, inHandshake := p.meetsOf(list, i, a)
 		if len(act.Peers) > 0 {
 			return act, true
 		}
@@ -40,14 +41,65 @@ func (p *planner) knows(a, b string) (known, right bool) {
 	return known, known && n.Endpoint.Equal(p.d.Members[b]) && !n.NoAddr
 }
 
-// meetsOf is the Meet of the i-th member a: the peers it sends MEET to
-// (none when it has nothing to send), and a pair of a in handshake, if
-// any.
-func (p *planner) meetsOf(i int, a string) (Action, string) {
+// meetable lists the members that answer and take part in the
+// cluster: those of d's shape, and the leaving ones some other member
+// knows. A leaving member that knows no one and no one knows is not met:
+// it is removed as it is.
+func (p *planner) meetable() []string {
+	var out []string
+	for _, a := range p.up {
+		if !p.d.Leaving(a) || len(p.views[a].Nodes) > 1 || p.knownByOthers(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// knownByOthers reports whether another member that answers knows a's
+// node.
+func (p *planner) knownByOthers(a string) bool {
+	for _, b := range p.up {
+		if _, known := p.views[b].Node(p.views[a].ID); known && b != a {
+			return true
+		}
+	}
+	return false
+}
+
+// setEpochs gives the members of d's shape distinct config epochs (the
+// i-th member, shard by shard, epoch i+1) while the cluster is fresh:
+// CLUSTER SET-CONFIG-EPOCH is accepted only by a node that knows no other
+// one, so this is done before the first MEET, as redis-cli --cluster
+// create does. Without it the nodes would start with epoch 0 and settle
+// their collisions by gossip, one bump at a time. A member that starts
+// after the first MEET keeps epoch 0 and gets one the same way.
+func (p *planner) setEpochs() (Action, bool) {
+	for _, name := range p.up {
+		if len(p.views[name].Nodes) > 1 {
+			return Action{}, false
+		}
+	}
+	var epoch uint64
+	for _, name := range p.names {
+		epoch++
+		v, ok := p.views[name]
+		if !ok || v.Myself().ConfigEpoch != 0 {
+			continue
+		}
+		return Action{Type: ActionSetConfigEpoch, Operation: OpBootstrap, Member: name, Addr: p.d.Members[name],
+			Epoch: epoch, Reason: fmt.Sprintf("giving the fresh node %s config epoch %d before it meets the others", name, epoch)}, true
+	}
+	return Action{}, false
+}
+
+// meetsOf is the Meet of the i-th member a of list: the peers it sends
+// MEET to (none when it has nothing to send), and a pair of a in
+// handshake, if any.
+func (p *planner) meetsOf(list []string, i int, a string) (Action, string) {
 	act := Action{Type: ActionMeet, Operation: OpBootstrap, Member: a, Addr: p.d.Members[a]}
 	var unknown, moved []string
 	inHandshake := ""
-	for j, b := range p.up {
+	for j, b := range list {
 		if a == b {
 			continue
 		}
@@ -119,12 +171,21 @@ func (p *planner) rangeStates(ranges []SlotRange) []rangeState {
 
 // assignSlots bootstraps the slots: it applies only while the cluster
 // looks like a bootstrap under way, every range of EvenSlots either
-// unassigned in every view or served whole by a single node. Then the
-// first unassigned range goes to replica 0 of its shard, if that member
-// is an empty master. Any other layout with unassigned slots is no
-// bootstrap (slots were lost or moved): converged reports it and nothing
-// is assigned by name.
+// unassigned in every view or served whole by a single node, no member a
+// replica (replicas are attached once every slot is assigned) and no
+// member holding a key (no client can write before every slot is
+// served). Then the first unassigned range goes to replica 0 of its
+// shard, if that member is an empty master. Any other layout with
+// unassigned slots is no bootstrap (slots were lost, or a node that
+// served them was forgotten): slotsOwned reports it and nothing is
+// assigned by name, for an empty node given those slots would serve an
+// empty shard in place of the lost data.
 func (p *planner) assignSlots() (Action, bool) {
+	for _, name := range p.up {
+		if v := p.views[name]; v.Myself().Replica || v.Keys > 0 {
+			return Action{}, false
+		}
+	}
 	ranges := EvenSlots(p.d.Shards)
 	states := p.rangeStates(ranges)
 	next := -1
@@ -152,11 +213,12 @@ func (p *planner) assignSlots() (Action, bool) {
 		Reason: fmt.Sprintf("assigning slots %s (shard %d) to %s", ranges[next], next, name)}, true
 }
 
-// shardMaster returns the member of shard s that is a master serving
-// slots, as it reports itself; blocked when there are several.
+// shardMaster returns the member of shard s (of d's shape or leaving)
+// that is a master serving slots, as it reports itself; blocked when
+// there are several.
 func (p *planner) shardMaster(s int) (string, *Action) {
 	var masters []string
-	for _, name := range p.shardMembers(s) {
+	for _, name := range p.shardAll(s) {
 		if me := p.views[name].Myself(); me.Master && len(me.Slots) > 0 {
 			masters = append(masters, name)
 		}
@@ -171,9 +233,14 @@ func (p *planner) shardMaster(s int) (string, *Action) {
 	return "", &a
 }
 
-// attachReplicas makes every empty master among a shard's members a
-// replica of the shard's master. Which member is the master is read from
-// Redis, never assumed: after a failover it is another replica index.
+// attachReplicas makes every empty master among a shard's members of
+// d's shape a replica of the shard's master, and repairs a replica of
+// any other master (another shard's, or a node that is no member) the
+// same way: a replica holds nothing its master does not, so REPLICATE
+// loses nothing. Which member is the master is read from Redis, never
+// assumed: after a failover it is another replica index. A shard with no
+// master serving slots is left to slotsOwned (a lost master) or
+// rebalance (a new shard).
 func (p *planner) attachReplicas() (Action, bool) {
 	for s := range p.d.Shards {
 		master, blockedBy := p.shardMaster(s)
@@ -181,31 +248,42 @@ func (p *planner) attachReplicas() (Action, bool) {
 			return *blockedBy, true
 		}
 		if master == "" {
-			continue // converged says why
+			continue
 		}
-		mid := p.views[master].ID
-		for _, name := range p.shardMembers(s) {
-			if name == master {
-				continue
-			}
-			v := p.views[name]
-			me := v.Myself()
-			switch {
-			case me.Replica && me.MasterID == mid:
-				continue
-			case me.Replica:
-				return blocked(OpBootstrap, fmt.Sprintf("%s replicates %s, not %s, the master of shard %d",
-					name, p.member(me.MasterID), master, s)), true
-			case len(me.Slots) > 0:
-				continue // a second master: shardMaster reported it
-			}
-			if _, known := v.Node(mid); !known {
-				return wait(OpBootstrap, fmt.Sprintf("%s does not know %s, the master of shard %d, yet", name, master, s)), true
-			}
-			return Action{Type: ActionReplicate, Operation: OpBootstrap, Member: name, Addr: p.d.Members[name],
-				Peers:  []Peer{{Member: master, Addr: p.d.Members[master], ID: mid}},
-				Reason: fmt.Sprintf("attaching %s as a replica of %s, the master of shard %d", name, master, s)}, true
+		if a, ok := p.attachTo(s, master); ok {
+			return a, true
 		}
+	}
+	return Action{}, false
+}
+
+// attachTo attaches the members of shard s that are not replicas of its
+// master.
+func (p *planner) attachTo(s int, master string) (Action, bool) {
+	mid := p.views[master].ID
+	for _, name := range p.shardMembers(s) {
+		v, ok := p.views[name]
+		if name == master || !ok {
+			continue
+		}
+		me := v.Myself()
+		op, why := OpBootstrap, fmt.Sprintf("attaching %s as a replica of %s, the master of shard %d", name, master, s)
+		switch {
+		case me.Replica && me.MasterID == mid:
+			continue
+		case me.Replica:
+			op, why = OpRepair, fmt.Sprintf("%s replicates %s, not %s, the master of shard %d", name, p.member(me.MasterID), master, s)
+		case len(me.Slots) > 0 || len(me.Migrating) > 0 || len(me.Importing) > 0:
+			continue // a second master: shardMaster reported it; or a migration openSlots resumes
+		case v.Keys > 0:
+			return blocked(op, fmt.Sprintf("%s is a master that serves no slot but holds %d keys; it cannot become a replica of %s",
+				name, v.Keys, master)), true
+		}
+		if _, known := v.Node(mid); !known {
+			return wait(op, fmt.Sprintf("%s does not know %s, the master of shard %d, yet", name, master, s)), true
+		}
+		return Action{Type: ActionReplicate, Operation: op, Member: name, Addr: p.d.Members[name],
+			Peers: []Peer{{Member: master, Addr: p.d.Members[master], ID: mid}}, Reason: why}, true
 	}
 	return Action{}, false
 }

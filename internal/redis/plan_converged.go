@@ -11,6 +11,7 @@ import "fmt"
 //   - every shard has a master and ReplicasPerShard replicas of it, each
 //     linked to its master (master_link_status:up);
 //   - every member sees every other one connected and not failing;
+//   - no member knows a node that is no member;
 //   - every member reports cluster_state:ok.
 func (p *planner) converged() (Action, bool) {
 	if a, ok := p.slotsServed(); ok {
@@ -35,6 +36,11 @@ func (p *planner) converged() (Action, bool) {
 				return wait(OpConverge, fmt.Sprintf("node %s has no link to %s yet", a, b)), true
 			}
 		}
+	}
+	if sts := p.strangers(); len(sts) > 0 {
+		st := sts[0]
+		return wait(OpConverge, fmt.Sprintf("%s is no member, known to %s; it is forgotten once every one of them flags it failed",
+			p.describe(st), joinNames(st.knownBy))), true
 	}
 	for _, name := range p.up {
 		if st := p.views[name].Info.State; st != "ok" {

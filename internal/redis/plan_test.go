@@ -20,6 +20,13 @@ func TestPlan(t *testing.T) {
 		wantBlocked string
 		wantReason  string
 	}{
+		{name: "fresh nodes with config epoch 0: set the first one's", f: func() *fakeCluster {
+			f := freshCluster(3, 1)
+			for _, m := range f.members {
+				m.epoch = 0
+			}
+			return f
+		}, want: ActionSetConfigEpoch, op: OpBootstrap, member: "rc-0-0"},
 		{name: "fresh nodes: the first meets all the others", f: func() *fakeCluster { return freshCluster(3, 1) },
 			want: ActionMeet, op: OpBootstrap, member: "rc-0-0", peers: []string{"rc-0-1", "rc-1-0", "rc-1-1", "rc-2-0", "rc-2-1"}},
 		{name: "the first knows all: the next meets the rest", f: func() *fakeCluster {
@@ -88,18 +95,20 @@ func TestPlan(t *testing.T) {
 			f := convergedCluster(3, 1)
 			f.members["rc-1-0"].slots = []SlotRange{{5461, 10000}}
 			return f
-		}, want: ActionWait, wantBlocked: "slot 10001 has no master"},
-		{name: "the master-to-be of a range is a replica", f: func() *fakeCluster {
+		}, want: ActionWait, wantBlocked: "slots 10001-10922 have no master"},
+		{name: "a replica among the members: no bootstrap, slots missing block", f: func() *fakeCluster {
 			f := metCluster(3, 1)
 			f.members["rc-0-0"].slots = []SlotRange{{0, 5460}}
-			f.replicate("rc-1-0", "rc-0-0")
+			f.replicate("rc-0-1", "rc-0-0")
+			f.replicate("rc-1-1", "rc-0-0")
 			return f
-		}, want: ActionWait, wantBlocked: "slot 5461 has no master, and rc-1-0, which would serve slots 5461-10922, is not an empty master (replica)"},
-		{name: "a replica of another shard blocks", f: func() *fakeCluster {
+		}, want: ActionWait, wantBlocked: "slots 5461-16383 have no master: no node serves them"},
+		{name: "a replica of another shard is repaired", f: func() *fakeCluster {
 			f := convergedCluster(3, 1)
 			f.replicate("rc-0-1", "rc-1-0")
 			return f
-		}, want: ActionWait, wantBlocked: "rc-0-1 replicates rc-1-0, not rc-0-0, the master of shard 0"},
+		}, want: ActionReplicate, op: OpRepair, member: "rc-0-1", peers: []string{"rc-0-0"},
+			wantReason: "rc-0-1 replicates rc-1-0, not rc-0-0, the master of shard 0"},
 		{name: "two masters in a shard block", f: func() *fakeCluster {
 			f := convergedCluster(3, 1)
 			f.members["rc-0-0"].slots = []SlotRange{{0, 100}}
@@ -176,6 +185,9 @@ func TestPlan(t *testing.T) {
 // other replica attached to it.
 func TestPlanBootstrapsFromScratch(t *testing.T) {
 	f := freshCluster(4, 2)
+	for _, m := range f.members {
+		m.epoch = 0
+	}
 	var steps []Action
 	for range 100 {
 		a := Plan(f.d, f.observed())
@@ -192,6 +204,8 @@ func TestPlanBootstrapsFromScratch(t *testing.T) {
 			f.members[a.Member].slots = append(f.members[a.Member].slots, a.Slots...)
 		case ActionReplicate:
 			f.replicate(a.Member, a.Peers[0].Member)
+		case ActionSetConfigEpoch:
+			f.members[a.Member].epoch = a.Epoch
 		case ActionWait:
 			if a.Reason != "node rc-0-0 reports cluster_state fail" {
 				t.Fatalf("unexpected wait: %s", a)
