@@ -262,11 +262,28 @@ func TestRedisClusterLifecycle(t *testing.T) {
 	defer func() { _ = cc.Close() }()
 	w := startRedisWriter(cc, 5000)
 
-	// A run-time directive changes on every node without a restart.
+	// A value Redis refuses at run time (more clients than the container's
+	// open-file limit allows) stops at a status that quotes Redis; nothing
+	// restarts.
 	uids := podUIDs(pods)
-	e.patchSpec(`{"config":{"maxclients":"20000","maxmemory-policy":"allkeys-lru"}}`)
-	testbed.Eventually(t, time.Minute, "maxclients 20000 on every node", func() error {
-		return e.configIs(ctx, pods, "maxclients", "20000")
+	e.patchSpec(`{"config":{"maxclients":"1000000"}}`)
+	testbed.Eventually(t, time.Minute, "phase ConfigError", func() error {
+		rc, err := e.get(ctx)
+		if err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(rc.Status.Conditions, redisv1alpha1.ConditionProgressing)
+		if rc.Status.Phase != redisv1alpha1.PhaseConfigError || c == nil || c.Reason != "ConfigRejected" ||
+			!strings.Contains(c.Message, "maxclients") {
+			return fmt.Errorf("phase %s progressing %+v", rc.Status.Phase, c)
+		}
+		return nil
+	})
+
+	// A run-time directive changes on every node without a restart.
+	e.patchSpec(`{"config":{"maxclients":"12000","maxmemory-policy":"allkeys-lru"}}`)
+	testbed.Eventually(t, time.Minute, "maxclients 12000 on every node", func() error {
+		return e.configIs(ctx, pods, "maxclients", "12000")
 	})
 	e.checkConfig(ctx, pods, "maxmemory-policy", "allkeys-lru")
 	e.waitConverged("live config change", 3, 1, time.Minute)
@@ -328,7 +345,8 @@ func (e *redisE2E) configIs(ctx context.Context, pods map[string]corev1.Pod, key
 		got, err := c.ConfigGet(ctx, key).Result()
 		_ = c.Close()
 		if err != nil || got[key] != want {
-			return fmt.Errorf("node %s: %s = %q (%v), want %q", name, key, got[key], err, want)
+			rc, _ := e.get(ctx)
+			return fmt.Errorf("node %s: %s = %q (%v), want %q; status %s %v", name, key, got[key], err, want, rc.Status.Phase, rc.Status.Conditions)
 		}
 	}
 	return nil

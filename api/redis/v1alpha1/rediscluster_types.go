@@ -184,11 +184,10 @@ type RedisNodeStatus struct {
 	// slots is the number of slots a master serves.
 	// +optional
 	Slots int32 `json:"slots,omitempty"`
-	// offset is the node's replication offset.
-	// +optional
-	Offset int64 `json:"offset,omitempty"`
 	// lagBytes is how far a replica is behind its master, when both
-	// answered.
+	// answered, rounded down to 64 KiB: the replication pings of an idle
+	// cluster move the offsets by a few bytes, which is no lag and should
+	// not rewrite the status.
 	// +optional
 	LagBytes *int64 `json:"lagBytes,omitempty"`
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -82,23 +81,10 @@ func (r *Reconciler) volumeGone(ctx context.Context, ec *etcdv1alpha1.EtcdCluste
 	return false, nil
 }
 
-// syncVolumeOwners makes the volumes owned by the EtcdCluster exactly when
-// reclaimPolicy is Delete, so that a change of policy applies to existing
-// members too.
+// syncVolumeOwners makes the volumes owned by the EtcdCluster exactly
+// when reclaimPolicy is Delete.
 func (r *Reconciler) syncVolumeOwners(ctx context.Context, ec *etcdv1alpha1.EtcdCluster, w *world) error {
-	want := volumeOwners(ec)
-	for _, pvc := range w.pvcs {
-		if !pvc.DeletionTimestamp.IsZero() || equality.Semantic.DeepEqual(pvc.OwnerReferences, want) ||
-			(len(pvc.OwnerReferences) == 0 && len(want) == 0) {
-			continue
-		}
-		base := pvc.DeepCopy()
-		pvc.OwnerReferences = want
-		if err := apply.Rejected(r.Recorder, ec, kindVolume, pvc.Name, r.Client.Patch(ctx, pvc, client.MergeFrom(base))); err != nil {
-			return fmt.Errorf("setting the owners of volume %s/%s: %w", pvc.Namespace, pvc.Name, err)
-		}
-	}
-	return nil
+	return apply.SetOwners(ctx, r.Client, r.Recorder, ec, kindVolume, w.pvcs, volumeOwners(ec))
 }
 
 // volumeToCluster maps a member volume to its EtcdCluster.

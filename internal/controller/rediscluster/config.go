@@ -41,8 +41,11 @@ type nodeConfig struct {
 }
 
 // renderConfig computes the nodes' configuration from the spec and the
-// password. Values that would break redis.conf's syntax (a line break)
-// are refused with a message for status; admission rejects them first.
+// password. Values that would break redis.conf's syntax (a line break,
+// a quote, a backslash) are refused with a message for status and
+// nothing is written: admission checks the values of the directives it
+// knows, but a rule over every value of the map would cost more than the
+// API server allows.
 func renderConfig(rc *redisv1alpha1.RedisCluster, password string) (nodeConfig, error) {
 	runtime := redisv1alpha1.DefaultConfig()
 	restart := map[string]string{}

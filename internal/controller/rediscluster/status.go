@@ -28,6 +28,8 @@ const (
 	clusterStateOK         = "ok"
 	rolesMaster            = "master"
 	maxUnhealthyNamedNodes = 5
+	// lagUnit is the granularity of a replica's lag in status.
+	lagUnit = 64 << 10
 )
 
 // computeStatus derives the status from what this reconcile observed and
@@ -50,6 +52,7 @@ func computeStatus(rc *redisv1alpha1.RedisCluster, w *world, a redis.Action, blo
 		// Nodes that do not run or answer yet are what creating a
 		// cluster waits for, not a broken invariant.
 		a.Type, a.Operation, a.Blocked = redis.ActionWait, opCreate, ""
+		a.Reason = strings.TrimPrefix(a.Reason, "blocked: ")
 	}
 	st.Phase = phase(rc, w, a, blocked, sum)
 	setAvailable(&st, rc, sum)
@@ -66,12 +69,13 @@ func shardStatuses(sum redis.Summary) ([]redisv1alpha1.RedisShardStatus, int32) 
 		for _, m := range sh.Members {
 			n := redisv1alpha1.RedisNodeStatus{
 				Name: m.Member, NodeID: m.NodeID, Role: m.Role, Healthy: m.Healthy,
-				Slots: clampInt32(m.Slots), Offset: m.Offset,
+				Slots: clampInt32(m.Slots),
 			}
 			if m.Role == "slave" || m.Role == "replica" {
 				n.Role = "replica"
 				if m.LagKnown {
-					n.LagBytes = &m.Lag
+					lag := m.Lag - m.Lag%lagUnit
+					n.LagBytes = &lag
 				}
 			}
 			if m.Role == rolesMaster && m.Slots > 0 && s.Master == "" {

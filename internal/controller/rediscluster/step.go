@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -288,20 +287,7 @@ func ignoreExists(err error) error {
 }
 
 // syncVolumeOwners makes the volumes owned by the RedisCluster exactly
-// when reclaimPolicy is Delete, so that a change of policy applies to
-// existing nodes too.
+// when reclaimPolicy is Delete.
 func (r *Reconciler) syncVolumeOwners(ctx context.Context, rc *redisv1alpha1.RedisCluster, w *world) error {
-	want := volumeOwners(rc)
-	for _, pvc := range w.pvcs {
-		if !pvc.DeletionTimestamp.IsZero() || equality.Semantic.DeepEqual(pvc.OwnerReferences, want) ||
-			(len(pvc.OwnerReferences) == 0 && len(want) == 0) {
-			continue
-		}
-		base := pvc.DeepCopy()
-		pvc.OwnerReferences = want
-		if err := apply.Rejected(r.Recorder, rc, kindVolume, pvc.Name, r.Client.Patch(ctx, pvc, client.MergeFrom(base))); err != nil {
-			return fmt.Errorf("setting the owners of volume %s/%s: %w", pvc.Namespace, pvc.Name, err)
-		}
-	}
-	return nil
+	return apply.SetOwners(ctx, r.Client, r.Recorder, rc, kindVolume, w.pvcs, volumeOwners(rc))
 }
