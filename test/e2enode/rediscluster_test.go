@@ -249,7 +249,7 @@ func TestRedisClusterLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.checkConfig(ctx, pods, "maxclients", "10000")
+	e.checkConfig(ctx, "maxclients", "10000")
 
 	// At rest nothing is written.
 	before := e.objectVersions(ctx)
@@ -283,9 +283,9 @@ func TestRedisClusterLifecycle(t *testing.T) {
 	// A run-time directive changes on every node without a restart.
 	e.patchSpec(`{"config":{"maxclients":"12000","maxmemory-policy":"allkeys-lru"}}`)
 	testbed.Eventually(t, time.Minute, "maxclients 12000 on every node", func() error {
-		return e.configIs(ctx, pods, "maxclients", "12000")
+		return e.configIs(ctx, "maxclients", "12000")
 	})
-	e.checkConfig(ctx, pods, "maxmemory-policy", "allkeys-lru")
+	e.checkConfig(ctx, "maxmemory-policy", "allkeys-lru")
 	e.waitConverged("live config change", 3, 1, time.Minute)
 	if now, _ := e.pods(ctx); fmt.Sprint(podUIDs(now)) != fmt.Sprint(uids) {
 		t.Errorf("a run-time directive restarted pods: %v -> %v", uids, podUIDs(now))
@@ -335,7 +335,7 @@ func TestRedisClusterLifecycle(t *testing.T) {
 	_ = w.c.Close()
 }
 
-func (e *redisE2E) configIs(ctx context.Context, pods map[string]corev1.Pod, key, want string) error {
+func (e *redisE2E) configIs(ctx context.Context, key, want string) error {
 	now, err := e.pods(ctx)
 	if err != nil {
 		return err
@@ -352,9 +352,9 @@ func (e *redisE2E) configIs(ctx context.Context, pods map[string]corev1.Pod, key
 	return nil
 }
 
-func (e *redisE2E) checkConfig(ctx context.Context, pods map[string]corev1.Pod, key, want string) {
+func (e *redisE2E) checkConfig(ctx context.Context, key, want string) {
 	e.t.Helper()
-	if err := e.configIs(ctx, pods, key, want); err != nil {
+	if err := e.configIs(ctx, key, want); err != nil {
 		e.t.Error(err)
 	}
 }

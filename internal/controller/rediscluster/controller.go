@@ -101,21 +101,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.dropClient(req.NamespacedName)
 		return reconcile.Result{}, nil
 	}
-	password, blockedErr := r.password(ctx, rc)
-	blocked, err := apply.Split(blockedErr)
-	if err != nil && blocked == nil {
+	password, cfg, cfgErr, blocked, err := r.prepare(ctx, rc)
+	if err != nil {
 		return reconcile.Result{}, err
-	}
-	var cfg nodeConfig
-	var cfgErr error
-	if blocked == nil {
-		cfg, cfgErr = renderConfig(rc, password)
-	}
-	if blocked == nil && cfgErr == nil && !rc.Spec.Paused {
-		blocked, err = apply.Split(r.ensureObjects(ctx, rc, cfg))
-		if err != nil && blocked == nil {
-			return reconcile.Result{}, err
-		}
 	}
 
 	w, err := r.observe(ctx, rc, password, blocked == nil)
@@ -144,6 +132,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		stepErr = err
 	}
 	return res, stepErr
+}
+
+// prepare reads the password, renders redis.conf and, unless paused,
+// applies the Secrets, Services and PodDisruptionBudget. A block (a
+// missing Secret, a child the API server refuses) is returned for status;
+// err only for what a retry should fix.
+func (r *Reconciler) prepare(ctx context.Context, rc *redisv1alpha1.RedisCluster) (
+	password string, cfg nodeConfig, cfgErr error, blocked *apply.BlockedError, err error) {
+	password, err = r.password(ctx, rc)
+	if blocked, err = apply.Split(err); err != nil && blocked == nil {
+		return "", cfg, nil, nil, err
+	}
+	if blocked != nil {
+		return password, cfg, nil, blocked, nil
+	}
+	if cfg, cfgErr = renderConfig(rc, password); cfgErr != nil || rc.Spec.Paused {
+		return password, cfg, cfgErr, nil, nil
+	}
+	if blocked, err = apply.Split(r.ensureObjects(ctx, rc, cfg)); err != nil && blocked == nil {
+		return password, cfg, nil, nil, err
+	}
+	return password, cfg, nil, blocked, nil
 }
 
 // ensureObjects applies the config Secret, the Services and the

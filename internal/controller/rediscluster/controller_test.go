@@ -221,7 +221,7 @@ func TestAuthSecretNamedByUser(t *testing.T) {
 		t.Errorf("%d pods created without a password (%v)", len(pods.Items), err)
 	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "my-redis-password"},
-		StringData: map[string]string{"password": `p"a\ss word`}}
+		StringData: map[string]string{"password": `p"a\ss word`}} // #nosec G101 -- a test password, quoted by the operator
 	if err := suite.Client.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}

@@ -137,33 +137,42 @@ func phase(rc *redisv1alpha1.RedisCluster, w *world, a redis.Action, blocked *ap
 	case blocked != nil || a.Blocked != "":
 		return redisv1alpha1.PhaseDegraded
 	}
-	isCreating := creating(rc, sum)
+	if p := operationPhase(a, creating(rc, sum)); p != "" {
+		return p
+	}
+	if sum.ClusterState != clusterStateOK || sum.SlotsAssigned < redis.NumSlots {
+		return redisv1alpha1.PhaseDegraded
+	}
+	return redisv1alpha1.PhaseRunning
+}
+
+// operationPhase is the phase the step under way stands for, "" when it
+// says nothing of the kind (the cluster is converged, or waits without
+// an operation).
+func operationPhase(a redis.Action, isCreating bool) string {
 	switch a.Operation {
 	case redis.OpBootstrap, opCreate:
 		if isCreating {
 			return redisv1alpha1.PhaseCreating
 		}
 		return redisv1alpha1.PhaseRepairing
-	case opConfigure, opRestart, opHandover:
+	case opConfigure, opRestart, redis.OpHandover:
 		return redisv1alpha1.PhaseUpdating
 	case opRemoveNodes, redis.OpScale:
 		return redisv1alpha1.PhaseScaling
 	case "":
-	default:
-		if isCreating {
+		if a.Type == redis.ActionWait && isCreating {
 			return redisv1alpha1.PhaseCreating
 		}
-		if a.Type != redis.ActionNone {
-			return redisv1alpha1.PhaseRepairing
-		}
+		return ""
 	}
-	if a.Type == redis.ActionWait && isCreating {
+	if isCreating {
 		return redisv1alpha1.PhaseCreating
 	}
-	if sum.ClusterState != clusterStateOK || sum.SlotsAssigned < redis.NumSlots {
-		return redisv1alpha1.PhaseDegraded
+	if a.Type != redis.ActionNone {
+		return redisv1alpha1.PhaseRepairing
 	}
-	return redisv1alpha1.PhaseRunning
+	return ""
 }
 
 // creating: the cluster is not serving every slot and never did: its

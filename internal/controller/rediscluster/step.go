@@ -36,7 +36,6 @@ const (
 	opCreate      = "Create"
 	opConfigure   = "Configure"
 	opRestart     = "RollingRestart"
-	opHandover    = "Handover"
 	opRemoveNodes = "RemoveNode"
 )
 
@@ -158,7 +157,7 @@ func (r *Reconciler) configure(ctx context.Context, rc *redisv1alpha1.RedisClust
 		}
 		if err := w.client.ConfigSet(ctx, name, e, w.cfg.runtime); err != nil {
 			if redis.IsConfigRejected(err) {
-				return changed, configRejected(rc, err)
+				return changed, configRejected(err)
 			}
 			return changed, err
 		}
@@ -183,7 +182,7 @@ func (r *Reconciler) configure(ctx context.Context, rc *redisv1alpha1.RedisClust
 // configRejected is the block of a configuration Redis refuses. Nothing
 // rolls while it stands: a node restarted with a directive Redis refuses
 // would not start.
-func configRejected(rc *redisv1alpha1.RedisCluster, err error) error {
+func configRejected(err error) error {
 	var ce *redis.ConfigError
 	msg := err.Error()
 	if errors.As(err, &ce) {
@@ -230,7 +229,7 @@ func (r *Reconciler) roll(ctx context.Context, rc *redisv1alpha1.RedisCluster, w
 	case redis.ActionWait:
 		*a = h
 		if a.Operation == "" {
-			a.Operation = opHandover
+			a.Operation = redis.OpHandover
 		}
 		return reconcile.Result{RequeueAfter: requeueWaiting}, nil
 	default:
