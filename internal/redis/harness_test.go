@@ -120,8 +120,9 @@ func (l *localCluster) removeMember(name string) {
 }
 
 // wipe kills member name, deletes its data directory and starts it again
-// on the same ports: a pod that came back on a new, empty volume.
-func (l *localCluster) wipe(name string) {
+// (on the same ports, or on new ones with newPorts): a pod that came back
+// on a new, empty volume.
+func (l *localCluster) wipe(name string, newPorts bool) {
 	l.t.Helper()
 	s := l.servers[name]
 	s.Kill()
@@ -131,9 +132,14 @@ func (l *localCluster) wipe(name string) {
 	if err := os.MkdirAll(s.Dir, 0o750); err != nil {
 		l.t.Fatal(err)
 	}
-	if err := s.Restart(time.Second); err != nil {
+	restart := func() error { return s.Restart(time.Second) }
+	if newPorts {
+		restart = func() error { return s.RestartOn(time.Second, 0, 0) }
+	}
+	if err := restart(); err != nil {
 		l.t.Fatal(err)
 	}
+	l.d.Members[name] = Endpoint{IP: "127.0.0.1", Port: s.Port, BusPort: s.ClusterPort}
 }
 
 // restartAllOnNewPorts kills every member at once with SIGKILL and starts
@@ -219,7 +225,9 @@ func (l *localCluster) converge(timeout time.Duration) Observed {
 }
 
 // checkInvariants: every replica of the shape replicates another member
-// of its own shard, never a node of its own member or of another shard.
+// of its own shard, never a node of its own member or of another shard
+// (or a node no member is, such as the old node of a master that lost its
+// volume, until Redis promotes a replica).
 // (A leaving master that gave its last slot away becomes a replica of the
 // node that took it, by Redis' replica migration.)
 func (l *localCluster) checkInvariants(o Observed) {
@@ -232,6 +240,9 @@ func (l *localCluster) checkInvariants(o Observed) {
 		master := o.Nodes[me.MasterID].Member
 		s, _, _ := l.d.parseMember(name)
 		ms, _, ok := l.d.parseMember(master)
+		if master == "" && o.Nodes[me.MasterID].Role != "" {
+			continue // a node that is no member: its failed master, which Redis fails over
+		}
 		if master == name || !ok || ms != s {
 			l.t.Errorf("%s (shard %d) replicates %s (%q)", name, s, me.MasterID, master)
 		}

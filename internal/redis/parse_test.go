@@ -165,3 +165,41 @@ func TestParseInfoFixtures(t *testing.T) {
 		t.Errorf("redis_version = %q", v)
 	}
 }
+
+// TestParseOpenSlotFixtures reads what real servers answered in the middle
+// of a slot migration (written by TestScaleOutAndInUnderWriteLoad).
+func TestParseOpenSlotFixtures(t *testing.T) {
+	for file, migrating := range map[string]bool{"cluster-nodes-migrating.txt": true, "cluster-nodes-importing.txt": false} {
+		nodes, err := ParseClusterNodes(fixture(t, file))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		var me Node
+		for _, n := range nodes {
+			if n.Myself {
+				me = n
+			}
+		}
+		open := me.Importing
+		if migrating {
+			open = me.Migrating
+		}
+		if len(open) == 0 || len(me.Migrating)+len(me.Importing) != len(open) {
+			t.Errorf("%s: myself migrating %v, importing %v", file, me.Migrating, me.Importing)
+		}
+		for slot, id := range open {
+			if _, known := (View{Nodes: nodes}).Node(id); !known || slot < 0 || slot >= NumSlots {
+				t.Errorf("%s: slot %d open with %s, which the answer does not list", file, slot, id)
+			}
+		}
+	}
+	if n, err := ParseKeyspace(fixture(t, "info-keyspace.txt")); err != nil || n <= 0 {
+		t.Errorf("INFO keyspace fixture: %d keys, %v", n, err)
+	}
+	if n, err := ParseKeyspace("# Keyspace\r\ndb0:keys=12,expires=0,avg_ttl=0\r\ndb3:keys=3,expires=1,avg_ttl=9\r\n"); err != nil || n != 15 {
+		t.Errorf("ParseKeyspace: %d, %v; want 15", n, err)
+	}
+	if _, err := ParseKeyspace("db0:keys=x,expires=0"); err == nil {
+		t.Error("ParseKeyspace of keys=x: no error")
+	}
+}

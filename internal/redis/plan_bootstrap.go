@@ -279,8 +279,8 @@ func (p *planner) attachTo(s int, master string) (Action, bool) {
 			return blocked(op, fmt.Sprintf("%s is a master that serves no slot but holds %d keys; it cannot become a replica of %s",
 				name, v.Keys, master)), true
 		}
-		if _, known := v.Node(mid); !known {
-			return wait(op, fmt.Sprintf("%s does not know %s, the master of shard %d, yet", name, master, s)), true
+		if n, known := v.Node(mid); !known || !n.Master {
+			return wait(op, fmt.Sprintf("%s does not know %s as the master of shard %d yet", name, master, s)), true
 		}
 		return Action{Type: ActionReplicate, Operation: op, Member: name, Addr: p.d.Members[name],
 			Peers: []Peer{{Member: master, Addr: p.d.Members[master], ID: mid}}, Reason: why}, true

@@ -21,9 +21,10 @@ const HandoverMaxLag = 1 << 20
 //     restart cannot make it worse), or every other member answers and is
 //     healthy with cluster_state ok and member is a replica of a healthy
 //     master or a master that serves no slot; or, with
-//     ReplicasPerShard 0, a master that has no replica to hand over to:
-//     its slots are unavailable while it restarts (the Reason says which)
-//     and its data stays on its volume (the append-only file);
+//     ReplicasPerShard 0, a master serving slots: there is no replica to
+//     hand over to (a leaving one is none: it is being removed), so its
+//     slots are unavailable while it restarts (the Reason says which) and
+//     its data stays on its volume (the append-only file);
 //   - ActionFailover, sent to the most up-to-date healthy replica of d's
 //     shape whose link to member is up, when member is a master serving
 //     slots: after it, member is a replica and PlanHandover returns None.
@@ -67,7 +68,7 @@ func PlanHandover(d Desired, o Observed, member string) Action {
 		return Action{Type: ActionNone, Operation: OpHandover, Member: member,
 			Reason: fmt.Sprintf("%s is a master that serves no slot: safe to restart", member)}
 	}
-	if p.d.ReplicasPerShard == 0 && len(p.replicasOf(v.ID)) == 0 {
+	if p.d.ReplicasPerShard == 0 {
 		return Action{Type: ActionNone, Operation: OpHandover, Member: member, Reason: fmt.Sprintf(
 			"%s has no replica (0 replicas per shard): slots %s are unavailable while it restarts; its data stays on its volume",
 			member, FormatSlots(me.Slots))}

@@ -347,3 +347,19 @@ func TestPlanScalesOutAndIn(t *testing.T) {
 	}
 	expectCounts(3)
 }
+
+func TestSummarizeLeaving(t *testing.T) {
+	f := convergedCluster(3, 2)
+	f.d.ReplicasPerShard = 1
+	sum := Summarize(f.d, f.observed())
+	var names []string
+	for _, m := range sum.Leaving {
+		names = append(names, m.Member)
+		if m.Role != "replica" || !m.Healthy {
+			t.Errorf("leaving %+v", m)
+		}
+	}
+	if !slices.Equal(names, []string{"rc-0-2", "rc-1-2", "rc-2-2"}) || len(sum.Shards[0].Members) != 2 || sum.ClusterState != "ok" {
+		t.Errorf("summary: leaving %v, shard 0 %+v, state %q", names, sum.Shards[0].Members, sum.ClusterState)
+	}
+}

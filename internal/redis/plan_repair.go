@@ -18,8 +18,9 @@ type stranger struct {
 	hostname string
 	// slots: some view has it serving slots.
 	slots bool
-	// failed: every view that lists it flags it fail or noaddr.
-	failed bool
+	// failed: every view that lists it flags it fail or noaddr; noaddr:
+	// some view flags it noaddr.
+	failed, noaddr bool
 	// masterOf are the members that replicate it.
 	masterOf []string
 	// open: a member has a slot importing from or migrating to it.
@@ -45,6 +46,7 @@ func (p *planner) strangers() []stranger {
 			}
 			st.slots = st.slots || len(n.Slots) > 0
 			st.failed = st.failed && (n.Fail || n.NoAddr)
+			st.noaddr = st.noaddr || n.NoAddr
 		}
 	}
 	slices.Sort(ids)
@@ -151,7 +153,7 @@ type openSlot struct {
 	importing      bool   // the target's state
 }
 
-// openSlots lists the open slots, lowest first, or a blocked action when
+// openSlotsOf lists the open slots, lowest first, or a blocked action when
 // the members disagree on one.
 func (p *planner) openSlotsOf() ([]openSlot, *Action) {
 	bySlot := map[int]*openSlot{}
@@ -350,6 +352,14 @@ func (p *planner) lostSlots(r SlotRange, st stranger) string {
 		state = "which failed and is no member"
 	}
 	why := fmt.Sprintf("%s have no master: %s serves them, %s", what, p.describe(st), state)
+	if st.noaddr {
+		// A node with another ID answers at its address: the member came
+		// back on an empty volume at its old address. Redis never flags a
+		// noaddr node failing, so no replica is promoted; and a replica
+		// that reconnected to that address has synced its empty data set.
+		return why + fmt.Sprintf("; it is flagged noaddr (another node answers at its address), which Redis never fails over: "+
+			"check whether its replicas %s still hold its data before promoting one by hand", joinNames(st.masterOf))
+	}
 	if len(st.masterOf) > 0 {
 		why += fmt.Sprintf("; its replica %s takes over once Redis fails it over", strings.Join(st.masterOf, ", "))
 	}

@@ -185,13 +185,14 @@ func (p *planner) removeLeaving() (Action, bool) {
 		}
 		masters = append(masters, name)
 	}
-	for _, name := range masters {
-		if replicas := p.replicasOf(p.views[name].ID); len(replicas) > 0 {
-			return wait(OpScale, fmt.Sprintf("leaving member %s is the master of %s", name, joinNames(replicas))), true
-		}
-		return p.remove(name, "it is a master that serves no slot and holds no key"), true
+	if len(masters) == 0 {
+		return Action{}, false
 	}
-	return Action{}, false
+	name := masters[0]
+	if replicas := p.replicasOf(p.views[name].ID); len(replicas) > 0 {
+		return wait(OpScale, fmt.Sprintf("leaving member %s is the master of %s", name, joinNames(replicas))), true
+	}
+	return p.remove(name, "it is a master that serves no slot and holds no key"), true
 }
 
 func (p *planner) remove(name, why string) Action {

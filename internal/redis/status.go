@@ -5,6 +5,9 @@ package redis
 // them.
 type Summary struct {
 	Shards []ShardSummary
+	// Leaving are the members of Desired.Members beyond its shape (being
+	// drained and removed), shard by shard.
+	Leaving []MemberSummary
 	// SlotsAssigned is the smallest cluster_slots_assigned any member
 	// that answered reports (of NumSlots).
 	SlotsAssigned int
@@ -46,17 +49,20 @@ type MemberSummary struct {
 func Summarize(d Desired, o Observed) Summary {
 	sum := Summary{SlotsAssigned: NumSlots}
 	answered, ok := 0, 0
+	count := func(m MemberSummary) {
+		if m.ClusterState != "" {
+			answered++
+			if m.ClusterState == "ok" {
+				ok++
+			}
+			sum.SlotsAssigned = min(sum.SlotsAssigned, o.Views[m.Member].Info.SlotsAssigned)
+		}
+	}
 	for s := range d.Shards {
 		shard := ShardSummary{Index: s}
 		for r := range 1 + d.ReplicasPerShard {
 			m := summarizeMember(d, o, MemberName(d.Name, s, r))
-			if m.ClusterState != "" {
-				answered++
-				if m.ClusterState == "ok" {
-					ok++
-				}
-				sum.SlotsAssigned = min(sum.SlotsAssigned, o.Views[m.Member].Info.SlotsAssigned)
-			}
+			count(m)
 			if m.Role == "master" && m.Slots > 0 {
 				shard.Members = append([]MemberSummary{m}, shard.Members...)
 			} else {
@@ -64,6 +70,11 @@ func Summarize(d Desired, o Observed) Summary {
 			}
 		}
 		sum.Shards = append(sum.Shards, shard)
+	}
+	for _, name := range d.LeavingMembers() {
+		m := summarizeMember(d, o, name)
+		count(m)
+		sum.Leaving = append(sum.Leaving, m)
 	}
 	switch {
 	case answered == 0:

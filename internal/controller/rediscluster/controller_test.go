@@ -138,7 +138,7 @@ func TestSeedSampleObjects(t *testing.T) {
 		c.Resources.Limits.Cpu().String() != "1" || c.Resources.Requests.Memory().String() != "1Gi" {
 		t.Errorf("container image %s pull %s resources %+v", c.Image, c.ImagePullPolicy, c.Resources)
 	}
-	if strings.Join(c.Command, " ") != "redis-server /etc/redis/redis.conf" || pod.Spec.Subdomain != "my-release-nodes" {
+	if strings.Join(c.Command, " ") != "redis-server /etc/redis/redis.conf --cluster-announce-hostname my-release-1-1" || pod.Spec.Subdomain != "my-release-nodes" {
 		t.Errorf("command %v subdomain %s", c.Command, pod.Spec.Subdomain)
 	}
 	if strings.Contains(fmt.Sprintf("%+v", pod.Spec), pw) {

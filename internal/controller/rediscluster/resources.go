@@ -279,8 +279,10 @@ func Pod(rc *redisv1alpha1.RedisCluster, node string, shard int, h hashes) *core
 				Name:            "redis",
 				Image:           Image(rc),
 				ImagePullPolicy: rc.Spec.ImagePullPolicy,
-				Command:         []string{"redis-server", configDir + "/" + configFile},
-				Resources:       corev1.ResourceRequirements(rc.Spec.Resources),
+				// The node announces its name: a node the cluster no longer
+				// has is then recognised by name, and forgotten at once.
+				Command:   []string{"redis-server", configDir + "/" + configFile, "--cluster-announce-hostname", node},
+				Resources: corev1.ResourceRequirements(rc.Spec.Resources),
 				Ports: []corev1.ContainerPort{
 					{Name: "redis", ContainerPort: clientPort, Protocol: corev1.ProtocolTCP},
 					{Name: "bus", ContainerPort: busPort, Protocol: corev1.ProtocolTCP},
