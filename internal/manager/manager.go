@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -181,9 +182,13 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        Scheme(),
-		Logger:                        o.Logger,
-		Cache:                         cacheOpts,
+		Scheme: Scheme(),
+		Logger: o.Logger,
+		Cache:  cacheOpts,
+		// Secrets are read by name from the API server, never listed or
+		// cached: the manager's role can get the Secrets it is told
+		// about, not enumerate the cluster's.
+		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.ProbeAddr,
 		PprofBindAddress:              o.PprofAddr,

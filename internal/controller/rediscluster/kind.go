@@ -9,15 +9,15 @@ import (
 	"opsmith.io/opsmith/internal/kind"
 )
 
-// Kind describes the RedisCluster controller to the manager. Of Secrets,
-// the cache holds only those opsmith labelled (the generated password and
-// redis.conf); a Secret the user names is read from the API server.
+// Kind describes the RedisCluster controller to the manager. Its Secrets
+// (the generated password, redis.conf, a password Secret the user names)
+// are not cached: the manager reads Secrets by name from the API server.
 func Kind() kind.Kind {
 	return kind.Kind{
 		Name:        Name,
 		AddToScheme: redisv1alpha1.AddToScheme,
 		Children: []client.Object{
-			&corev1.Pod{}, &corev1.PersistentVolumeClaim{}, &corev1.Service{}, &corev1.Secret{}, &policyv1.PodDisruptionBudget{},
+			&corev1.Pod{}, &corev1.PersistentVolumeClaim{}, &corev1.Service{}, &policyv1.PodDisruptionBudget{},
 		},
 		Setup: func(env kind.Env) error {
 			mgr := env.Manager

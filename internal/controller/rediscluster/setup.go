@@ -18,16 +18,17 @@ import (
 const Name = "rediscluster"
 
 // SetupWithManager registers the controller: RedisClusters are the root
-// objects; changes to their pods, Services, Secrets and
-// PodDisruptionBudgets (owned) and to their volumes (labelled, owned only
-// with reclaimPolicy Delete) trigger a reconcile of the cluster.
+// objects; changes to their pods, Services and PodDisruptionBudgets
+// (owned) and to their volumes (labelled, owned only with reclaimPolicy
+// Delete) trigger a reconcile of the cluster. Secrets are not watched
+// (the manager may only get them by name): a changed or deleted Secret is
+// seen at the next reconcile, at the latest the health check 30 s later.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(Name).
 		For(&redisv1alpha1.RedisCluster{}).
 		Owns(&corev1.Pod{}).
 		Owns(&corev1.Service{}).
-		Owns(&corev1.Secret{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(volumeToCluster)).
 		WithOptions(opts).
