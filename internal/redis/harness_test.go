@@ -124,6 +124,14 @@ func (l *localCluster) removeMember(name string) {
 // on a new, empty volume.
 func (l *localCluster) wipe(name string, newPorts bool) {
 	l.t.Helper()
+	l.loseVolume(name)
+	l.restart(name, newPorts)
+}
+
+// loseVolume kills member name and deletes its data directory: a pod
+// and its volume gone. The member stays out of Members until restart.
+func (l *localCluster) loseVolume(name string) {
+	l.t.Helper()
 	s := l.servers[name]
 	s.Kill()
 	if err := os.RemoveAll(s.Dir); err != nil {
@@ -132,6 +140,14 @@ func (l *localCluster) wipe(name string, newPorts bool) {
 	if err := os.MkdirAll(s.Dir, 0o750); err != nil {
 		l.t.Fatal(err)
 	}
+	delete(l.d.Members, name)
+}
+
+// restart starts member name again on its data directory, on the same
+// ports or on new ones with newPorts.
+func (l *localCluster) restart(name string, newPorts bool) {
+	l.t.Helper()
+	s := l.servers[name]
 	restart := func() error { return s.Restart(time.Second) }
 	if newPorts {
 		restart = func() error { return s.RestartOn(time.Second, 0, 0) }

@@ -409,4 +409,44 @@ func TestKillMasterWithWait(t *testing.T) {
 	if lostConfirmed != 0 {
 		t.Errorf("%d writes confirmed by WAIT 1 lost", lostConfirmed)
 	}
+
+	// The master of shard 2 loses its volume and comes back at its old
+	// address, started only once PlanFreshStart lets it (as the
+	// controller creates the pod): Redis has promoted rc-2-1 by then, so
+	// nothing replicates the empty node, which joins as rc-2-1's replica.
+	w = l.startWriter(true)
+	time.Sleep(500 * time.Millisecond)
+	old = o.Views["rc-2-0"].ID
+	l.loseVolume("rc-2-0")
+	start = time.Now()
+	var first Action
+	hostproc.Eventually(t, 30*time.Second, "PlanFreshStart lets rc-2-0 start", func() error {
+		a := PlanFreshStart(l.c.Observe(ctx, l.d.Members), "rc-2-0")
+		if first.Type == "" {
+			first = a
+		}
+		if a.Type != ActionNone {
+			return fmt.Errorf("%s: %s", a.Type, a.Reason)
+		}
+		return nil
+	})
+	t.Logf("rc-2-0 on an empty volume at its old address: started after %s; PlanFreshStart first said %s: %s",
+		time.Since(start).Round(time.Millisecond), first.Type, first.Reason)
+	if first.Type != ActionWait {
+		t.Errorf("PlanFreshStart let rc-2-0 start empty while its old node served slots: %s", first.Reason)
+	}
+	l.restart("rc-2-0", false)
+	l.actions, l.waits = nil, nil
+	o = l.converge(60 * time.Second)
+	if me := o.Views["rc-2-0"].Myself(); me.ID == old || !me.Replica || l.masterOf(o, 2) != "rc-2-1" ||
+		l.countActions(ActionAddSlots, "") != 0 {
+		t.Errorf("rc-2-0 (was %s) is %+v; actions %v", old, me, l.actions)
+	}
+	l.removed["rc-2-0 (old)"] = old
+	l.expectLayout(o)
+	lost, lostConfirmed = w.check()
+	t.Logf("after rc-2-0 came back empty at its old address: %d acknowledged writes lost, %d of them confirmed by WAIT 1", lost, lostConfirmed)
+	if lostConfirmed != 0 {
+		t.Errorf("%d writes confirmed by WAIT 1 lost", lostConfirmed)
+	}
 }
