@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -308,10 +309,11 @@ func TestRedisClusterLifecycle(t *testing.T) {
 		return nil
 	})
 	rc = e.waitConverged("rolling restart", 3, 1, 3*time.Minute)
-	gap := w.longestGap(opStart, time.Now())
+	gap, gapErrs := w.longestGap(opStart, time.Now())
 	acked, fails := w.count()
-	t.Logf("rolling restart of 6 nodes: %s, longest window without an acknowledged write %s (%d acknowledged, %d failed so far)",
-		time.Since(opStart).Round(100*time.Millisecond), gap.Round(time.Millisecond), acked, fails)
+	t.Logf("rolling restart of 6 nodes: %s, longest window without an acknowledged write %s (%s) (%d acknowledged, %d failed so far)",
+		time.Since(opStart).Round(100*time.Millisecond), gap.Round(time.Millisecond), gapErrs, acked, fails)
+	e.logEvents(ctx, opStart)
 	if fmt.Sprint(nodeIDs(rc)) != fmt.Sprint(ids) {
 		t.Errorf("node IDs changed in the rolling restart: %v -> %v", ids, nodeIDs(rc))
 	}
@@ -333,6 +335,67 @@ func TestRedisClusterLifecycle(t *testing.T) {
 	w.c = e.clusterClient(ctx)
 	w.finish(t)
 	_ = w.c.Close()
+
+	// A master loses its volume (claim and pod deleted): its new pod
+	// waits until Redis has promoted the replica, then joins it as an
+	// empty replica; nothing acknowledged is lost (the old master's
+	// shutdown waits for its replica).
+	cc = e.clusterClient(ctx)
+	w = startRedisWriter(cc, 5000)
+	time.Sleep(time.Second)
+	lost := masters(rc)[1]
+	opStart = time.Now()
+	for _, o := range []client.Object{
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: lost}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: lost}},
+	} {
+		if err := k8s.Delete(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc = e.waitConverged("a master's volume lost", 3, 1, 3*time.Minute)
+	after := nodeIDs(rc)
+	gap, gapErrs = w.longestGap(opStart, time.Now())
+	t.Logf("master %s lost its volume: converged in %s, longest window without an acknowledged write %s (%s); node ID %s -> %s",
+		lost, time.Since(opStart).Round(100*time.Millisecond), gap.Round(time.Millisecond), gapErrs, ids[lost], after[lost])
+	e.logEvents(ctx, opStart)
+	if after[lost] == ids[lost] || roleOf(rc, lost) != "replica" {
+		t.Errorf("%s after losing its volume: node ID %s (was %s), role %s", lost, after[lost], ids[lost], roleOf(rc, lost))
+	}
+	// Checked through a client that loads the slot map anew: the
+	// writer's still sends the lost master's slots to its dead address
+	// until its next reload.
+	_ = cc.Close()
+	w.c = e.clusterClient(ctx)
+	w.finish(t)
+	_ = w.c.Close()
+}
+
+func roleOf(rc *redisv1alpha1.RedisCluster, node string) string {
+	for _, sh := range rc.Status.Shards {
+		for _, n := range sh.Nodes {
+			if n.Name == node {
+				return n.Role
+			}
+		}
+	}
+	return ""
+}
+
+// logEvents logs the RedisCluster's events since from: what the
+// operator did, to set against the writer's gaps.
+func (e *redisE2E) logEvents(ctx context.Context, from time.Time) {
+	var evs eventsv1.EventList
+	if err := k8s.List(ctx, &evs, client.InNamespace(e.ns)); err != nil {
+		e.t.Log(err)
+		return
+	}
+	sort.Slice(evs.Items, func(i, j int) bool { return evs.Items[i].EventTime.Before(&evs.Items[j].EventTime) })
+	for _, ev := range evs.Items {
+		if ev.Regarding.Kind == "RedisCluster" && !ev.EventTime.Time.Before(from) {
+			e.t.Logf("  %s %s %s: %s", ev.EventTime.Format("15:04:05.000"), ev.Reason, ev.Action, ev.Note)
+		}
+	}
 }
 
 func (e *redisE2E) configIs(ctx context.Context, key, want string) error {

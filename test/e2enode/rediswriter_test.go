@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,14 @@ type redisWriter struct {
 	ackedAt []time.Time
 	fails   int
 	lastErr error
+	// failures are the failed writes: when, and Redis' or the client's
+	// error.
+	failures []failure
+}
+
+type failure struct {
+	at  time.Time
+	err string
 }
 
 func startRedisWriter(c *goredis.ClusterClient, keys int) *redisWriter {
@@ -50,6 +59,7 @@ func startRedisWriter(c *goredis.ClusterClient, keys int) *redisWriter {
 			} else {
 				w.fails++
 				w.lastErr = err
+				w.failures = append(w.failures, failure{at: time.Now(), err: err.Error()})
 			}
 			w.mu.Unlock()
 			if err != nil {
@@ -63,11 +73,12 @@ func startRedisWriter(c *goredis.ClusterClient, keys int) *redisWriter {
 }
 
 // longestGap is the longest time without an acknowledged write between
-// from and to.
-func (w *redisWriter) longestGap(from, to time.Time) time.Duration {
+// from and to, and a summary of the errors of the writes that failed in
+// it.
+func (w *redisWriter) longestGap(from, to time.Time) (time.Duration, string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	prev, gap := from, time.Duration(0)
+	prev, gap, gapStart := from, time.Duration(0), from
 	for _, at := range w.ackedAt {
 		if at.Before(from) {
 			continue
@@ -75,10 +86,31 @@ func (w *redisWriter) longestGap(from, to time.Time) time.Duration {
 		if at.After(to) {
 			break
 		}
-		gap = max(gap, at.Sub(prev))
+		if at.Sub(prev) > gap {
+			gap, gapStart = at.Sub(prev), prev
+		}
 		prev = at
 	}
-	return max(gap, to.Sub(prev))
+	if to.Sub(prev) > gap {
+		gap, gapStart = to.Sub(prev), prev
+	}
+	errs := map[string]int{}
+	var order []string
+	for _, f := range w.failures {
+		if f.at.Before(gapStart) || f.at.After(gapStart.Add(gap)) {
+			continue
+		}
+		if errs[f.err] == 0 {
+			order = append(order, f.err)
+		}
+		errs[f.err]++
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "from %s", gapStart.Format("15:04:05.000"))
+	for _, e := range order {
+		fmt.Fprintf(&b, "; %dx %s", errs[e], e)
+	}
+	return gap, b.String()
 }
 
 func (w *redisWriter) count() (acked, fails int) {

@@ -39,6 +39,11 @@ const (
 	// given: dropping one of them from spec.config restarts the node
 	// (CONFIG SET cannot restore Redis's default).
 	AnnotationConfigKeys = "redis.opsmith.io/config-keys"
+	// AnnotationNodeID, on a node's volume, is the Redis node ID whose
+	// nodes.conf the volume holds, recorded once the node answered. A
+	// volume without it is new (or predates it): its pod is created only
+	// once redis.PlanFreshStart allows.
+	AnnotationNodeID = "redis.opsmith.io/node-id"
 
 	labelName     = "app.kubernetes.io/name"
 	labelInstance = "app.kubernetes.io/instance"

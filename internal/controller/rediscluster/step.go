@@ -43,10 +43,17 @@ const (
 // actually under way (a configuration change, a handover, a restart) so
 // that the status reports it.
 func (r *Reconciler) step(ctx context.Context, rc *redisv1alpha1.RedisCluster, w *world, a *redis.Action) (reconcile.Result, error) {
-	created, err := r.createMissing(ctx, rc, w)
-	if err != nil || created {
-		if created {
+	if err := r.recordNodeIDs(ctx, rc, w); err != nil {
+		return reconcile.Result{}, err
+	}
+	created, waiting, err := r.createMissing(ctx, rc, w)
+	if err != nil || created || waiting != nil {
+		switch {
+		case created:
 			*a = redis.Action{Type: redis.ActionWait, Operation: opCreate, Reason: "creating the pods and volumes of the nodes"}
+		case waiting != nil && err == nil:
+			*a = *waiting
+			return reconcile.Result{RequeueAfter: requeueWaiting}, nil
 		}
 		return reconcile.Result{RequeueAfter: requeueAfterStep}, err
 	}
@@ -81,16 +88,21 @@ func (r *Reconciler) done(ctx context.Context, rc *redisv1alpha1.RedisCluster, a
 
 // createMissing creates the volume and the pod of every node of the
 // spec's shape that has none. Nodes start empty or from their volume;
-// redis.Plan then meets them and gives them their role.
-func (r *Reconciler) createMissing(ctx context.Context, rc *redisv1alpha1.RedisCluster, w *world) (bool, error) {
+// redis.Plan then meets them and gives them their role. The pod of a
+// node on a new volume (no AnnotationNodeID) waits while
+// redis.PlanFreshStart says its old node's shard has not failed over
+// yet: the first such wait is returned.
+func (r *Reconciler) createMissing(ctx context.Context, rc *redisv1alpha1.RedisCluster, w *world) (bool, *redis.Action, error) {
 	created := false
+	var waiting *redis.Action
 	for s := range int(rc.Spec.Size) {
 		for rep := range 1 + rc.Spec.Replicas() {
 			name := nodeName(rc, s, rep)
-			if v := w.pvcs[name]; v == nil {
+			v := w.pvcs[name]
+			if v == nil {
 				err := ignoreExists(r.Client.Create(ctx, Volume(rc, name, s)))
 				if err := apply.Rejected(r.Recorder, rc, kindVolume, name, err); err != nil {
-					return created, fmt.Errorf("creating the volume of Redis node %s: %w", name, err)
+					return created, waiting, fmt.Errorf("creating the volume of Redis node %s: %w", name, err)
 				}
 				created = true
 			} else if !v.DeletionTimestamp.IsZero() {
@@ -99,14 +111,54 @@ func (r *Reconciler) createMissing(ctx context.Context, rc *redisv1alpha1.RedisC
 			if p := w.pods[name]; p != nil {
 				continue
 			}
+			if v == nil || v.Annotations[AnnotationNodeID] == "" {
+				if fs := redis.PlanFreshStart(w.obs, name); fs.Type == redis.ActionWait {
+					if waiting == nil {
+						waiting = &fs
+					}
+					continue
+				}
+			}
 			err := ignoreExists(r.Client.Create(ctx, Pod(rc, name, s, w.cfg.hashes)))
 			if err := apply.Rejected(r.Recorder, rc, kindPod, name, err); err != nil {
-				return created, fmt.Errorf("creating the pod of Redis node %s: %w", name, err)
+				return created, waiting, fmt.Errorf("creating the pod of Redis node %s: %w", name, err)
 			}
 			created = true
 		}
 	}
-	return created, nil
+	return created, waiting, nil
+}
+
+// recordNodeIDs records on each volume the node ID its node answers
+// with (once per volume and node ID: no write when nothing changed). A
+// volume whose recorded ID differs from the one its node answers with has
+// lost its data under its claim (its nodes.conf is gone): a Warning event
+// says so; redis.Plan then repairs the node as a new one.
+func (r *Reconciler) recordNodeIDs(ctx context.Context, rc *redisv1alpha1.RedisCluster, w *world) error {
+	for _, name := range sortedPods(w) {
+		view, ok := w.obs.Views[name]
+		v, p := w.pvcs[name], w.pods[name]
+		if !ok || !view.Reachable() || view.ID == "" || v == nil || !v.DeletionTimestamp.IsZero() || !p.DeletionTimestamp.IsZero() {
+			continue
+		}
+		was := v.Annotations[AnnotationNodeID]
+		if was == view.ID {
+			continue
+		}
+		base := v.DeepCopy()
+		if v.Annotations == nil {
+			v.Annotations = map[string]string{}
+		}
+		v.Annotations[AnnotationNodeID] = view.ID
+		if err := r.Client.Patch(ctx, v, client.MergeFrom(base)); err != nil {
+			return apply.Rejected(r.Recorder, rc, kindVolume, name, err)
+		}
+		if was != "" {
+			r.Recorder.Eventf(rc, nil, corev1.EventTypeWarning, "NodeDataLost", redis.OpRepair,
+				"Redis node %s answers as node %s, but its volume held node %s: the volume lost its data; the node rejoins as a new one", name, view.ID, was)
+		}
+	}
+	return nil
 }
 
 // removeNode deletes the pod and the volume of a node redis.Plan has
