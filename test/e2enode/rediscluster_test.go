@@ -353,6 +353,20 @@ func TestRedisClusterLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Its new pod waits for Redis to promote the replica, and the status
+	// says so.
+	testbed.Eventually(t, time.Minute, "the new volume's pod waiting for the failover", func() error {
+		rc, err := e.get(ctx)
+		if err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(rc.Status.Conditions, redisv1alpha1.ConditionProgressing)
+		if c == nil || !strings.Contains(c.Message, lost+"'s volume is new") {
+			return fmt.Errorf("progressing %+v", c)
+		}
+		t.Logf("after %s: %s", time.Since(opStart).Round(100*time.Millisecond), c.Message)
+		return nil
+	})
 	rc = e.waitConverged("a master's volume lost", 3, 1, 3*time.Minute)
 	after := nodeIDs(rc)
 	gap, gapErrs = w.longestGap(opStart, time.Now())
