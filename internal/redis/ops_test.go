@@ -404,11 +404,7 @@ func TestKillMasterWithWait(t *testing.T) {
 	}
 	l.removed["rc-0-0 (old)"] = old
 	l.expectLayout(o)
-	lost, lostConfirmed = w.check()
-	t.Logf("after rc-0-0 lost its volume: %d acknowledged writes lost, %d of them confirmed by WAIT 1", lost, lostConfirmed)
-	if lostConfirmed != 0 {
-		t.Errorf("%d writes confirmed by WAIT 1 lost", lostConfirmed)
-	}
+	w.checkConfirmed("after rc-0-0 lost its volume")
 
 	// The master of shard 2 loses its volume and comes back at its old
 	// address, started only once PlanFreshStart lets it (as the
@@ -450,9 +446,5 @@ func TestKillMasterWithWait(t *testing.T) {
 	}
 	l.removed["rc-2-0 (old)"] = old
 	l.expectLayout(o)
-	lost, lostConfirmed = w.check()
-	t.Logf("after rc-2-0 came back empty at its old address: %d acknowledged writes lost, %d of them confirmed by WAIT 1", lost, lostConfirmed)
-	if lostConfirmed != 0 {
-		t.Errorf("%d writes confirmed by WAIT 1 lost", lostConfirmed)
-	}
+	w.checkConfirmed("after rc-2-0 came back empty at its old address")
 }

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -27,11 +28,7 @@ func PlanFreshStart(o Observed, member string) Action {
 	if v, ok := o.Views[member]; ok && v.Reachable() {
 		return none
 	}
-	ids := make([]string, 0, len(o.Nodes))
-	for id := range o.Nodes {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(o.Nodes))
 	for _, id := range ids {
 		old := o.Nodes[id]
 		if old.Hostname != member || old.Role != "master" || len(old.Slots) == 0 {

@@ -154,3 +154,14 @@ func (w *writer) check() (lost, lostConfirmed int) {
 		w.writes, w.errors, w.firstErr, len(w.acked), w.maxGap.Round(time.Millisecond), w.gapAt.Format("15:04:05.000"))
 	return lost, lostConfirmed
 }
+
+// checkConfirmed stops the writer, logs how many acknowledged writes were
+// lost after what happened, and fails the test if one WAIT confirmed is.
+func (w *writer) checkConfirmed(what string) {
+	w.t.Helper()
+	lost, lostConfirmed := w.check()
+	w.t.Logf("%s: %d acknowledged writes lost, %d of them confirmed by WAIT 1", what, lost, lostConfirmed)
+	if lostConfirmed != 0 {
+		w.t.Errorf("%d writes confirmed by WAIT 1 lost", lostConfirmed)
+	}
+}

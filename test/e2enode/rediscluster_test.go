@@ -5,6 +5,7 @@ package e2enode
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -383,6 +384,58 @@ func TestRedisClusterLifecycle(t *testing.T) {
 	w.c = e.clusterClient(ctx)
 	w.finish(t)
 	_ = w.c.Close()
+
+	// Every volume records the node ID it holds. One whose record names
+	// another node (its data lost under its claim) is reported with a
+	// Warning and recorded anew.
+	e.checkVolumeIDs(ctx, after)
+	victim := masters(rc)[0]
+	pvc := &corev1.PersistentVolumeClaim{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: victim}, pvc); err != nil {
+		t.Fatal(err)
+	}
+	base := pvc.DeepCopy()
+	pvc.Annotations["redis.opsmith.io/node-id"] = strings.Repeat("0", 40)
+	if err := k8s.Patch(ctx, pvc, client.MergeFrom(base)); err != nil {
+		t.Fatal(err)
+	}
+	testbed.Eventually(t, time.Minute, "NodeDataLost event and the volume's ID recorded anew", func() error {
+		var evs eventsv1.EventList
+		if err := k8s.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(evs.Items, func(ev eventsv1.Event) bool {
+			return ev.Reason == "NodeDataLost" && ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Note, victim)
+		}) {
+			return fmt.Errorf("no NodeDataLost event for %s", victim)
+		}
+		return e.volumeIDsAre(ctx, after)
+	})
+}
+
+// volumeIDsAre checks that every node's volume records the node ID the
+// status reports for it.
+func (e *redisE2E) volumeIDsAre(ctx context.Context, ids map[string]string) error {
+	var pvcs corev1.PersistentVolumeClaimList
+	if err := k8s.List(ctx, &pvcs, client.InNamespace(e.ns), client.MatchingLabels{"redis.opsmith.io/cluster": e.name}); err != nil {
+		return err
+	}
+	if len(pvcs.Items) != len(ids) {
+		return fmt.Errorf("%d volumes, %d nodes", len(pvcs.Items), len(ids))
+	}
+	for _, v := range pvcs.Items {
+		if got := v.Annotations["redis.opsmith.io/node-id"]; got != ids[v.Name] {
+			return fmt.Errorf("volume %s records node %q, its node is %q", v.Name, got, ids[v.Name])
+		}
+	}
+	return nil
+}
+
+func (e *redisE2E) checkVolumeIDs(ctx context.Context, ids map[string]string) {
+	e.t.Helper()
+	if err := e.volumeIDsAre(ctx, ids); err != nil {
+		e.t.Error(err)
+	}
 }
 
 func roleOf(rc *redisv1alpha1.RedisCluster, node string) string {

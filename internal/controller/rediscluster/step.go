@@ -47,15 +47,15 @@ func (r *Reconciler) step(ctx context.Context, rc *redisv1alpha1.RedisCluster, w
 		return reconcile.Result{}, err
 	}
 	created, waiting, err := r.createMissing(ctx, rc, w)
-	if err != nil || created || waiting != nil {
-		switch {
-		case created:
-			*a = redis.Action{Type: redis.ActionWait, Operation: opCreate, Reason: "creating the pods and volumes of the nodes"}
-		case waiting != nil && err == nil:
-			*a = *waiting
-			return reconcile.Result{RequeueAfter: requeueWaiting}, nil
-		}
+	if created {
+		*a = redis.Action{Type: redis.ActionWait, Operation: opCreate, Reason: "creating the pods and volumes of the nodes"}
+	}
+	switch {
+	case err != nil || created:
 		return reconcile.Result{RequeueAfter: requeueAfterStep}, err
+	case waiting != nil:
+		*a = *waiting
+		return reconcile.Result{RequeueAfter: requeueWaiting}, nil
 	}
 	switch a.Type {
 	case redis.ActionWait:
